@@ -1,0 +1,88 @@
+/* cli.h - the headless command line: subcommands and what they share.
+ *
+ * Each subcommand is `int sw_cmd_<name>(int argc, char **argv)` returning a process exit code
+ * (0 ok, 1 failure, 2 usage error, 130 interrupted). Only this folder prints to the terminal.
+ */
+#ifndef SW_CLI_H
+#define SW_CLI_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "data/dataset.h"
+#include "nn/model.h"
+#include "train/metrics.h"
+
+#define SW_EXIT_OK 0
+#define SW_EXIT_FAIL 1
+#define SW_EXIT_USAGE 2
+#define SW_EXIT_INTERRUPTED 130
+
+int sw_cli_main(int argc, char **argv);
+
+int sw_cmd_train(int argc, char **argv);
+int sw_cmd_eval(int argc, char **argv);
+int sw_cmd_info(int argc, char **argv);
+int sw_cmd_bench(int argc, char **argv);
+
+/* Prints "shrinkwrap: error: <context>: <last library message>" to stderr; returns 1. */
+int sw_cli_report(const char *context);
+/* Prints a usage error and a hint to use --help; returns 2. */
+int sw_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A model from a zoo name (fresh weights from `seed`) or a .safetensors file. */
+sw_status sw_cli_load_model(const char *spec, uint64_t seed, sw_model **out);
+
+/* Options most subcommands share; filled by sw_cli_common_option. */
+typedef struct sw_cli_common {
+    int threads;          /* --threads (0 = all cores) */
+    unsigned long seed;   /* --seed */
+    const char *data_dir; /* --data */
+    const char *dataset;  /* --dataset */
+    int subset;           /* --subset (training examples) */
+    int test_subset;      /* --test-subset */
+    const char *log_path; /* --log FILE.jsonl */
+    bool quiet;           /* --quiet */
+} sw_cli_common;
+
+void sw_cli_common_defaults(sw_cli_common *c);
+/* Applies threads (call once, before work). */
+void sw_cli_common_apply(const sw_cli_common *c);
+/* Loads the train and/or test split named by the options (either pointer may be NULL). */
+sw_status sw_cli_load_data(const sw_cli_common *c, sw_dataset **train, sw_dataset **test);
+
+/* Parses a positive integer option value; on failure prints a usage error. */
+bool sw_cli_parse_int(const char *cmd, const char *opt, const char *text, long min, long max,
+                      long *out);
+bool sw_cli_parse_float(const char *cmd, const char *opt, const char *text, double min,
+                        double max, double *out);
+
+/* SIGINT/SIGTERM handling for long work: the first Ctrl-C asks for a stop at the next step
+ * boundary; a second one exits at once (files in progress are temporaries and are removed). */
+void sw_cli_install_interrupt(void);
+bool sw_cli_interrupted(void);
+/* Poll function for sw_evaluator (ctx unused). */
+bool sw_cli_poll_interrupt(void *ctx);
+
+/* Progress display: a bar with rate and ETA on a terminal, plain lines otherwise. */
+typedef struct sw_progress {
+    FILE *out;
+    bool tty;
+    bool quiet;
+    double last_draw;   /* seconds, monotonic */
+    long last_line_step;
+    int width;
+} sw_progress;
+void sw_progress_init(sw_progress *p, FILE *out, bool quiet);
+/* Metric listener (ctx = sw_progress*). */
+void sw_progress_listener(void *ctx, const sw_metric_event *ev);
+/* Finishes a bar in progress (newline). */
+void sw_progress_finish(sw_progress *p);
+
+/* Monotonic seconds. */
+double sw_cli_now(void);
+/* "12.3M", "456k" for counts. */
+const char *sw_cli_human(double value, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,253 @@
+/* cmd_bench.c - `shrinkwrap bench`: training throughput and inference latency of a model on
+ * synthetic batches (data loading excluded, as in the PyTorch peer script of tests/bench). */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cli/options.h"
+#include "nn/loss.h"
+#include "tensor/blas.h"
+#include "tensor/rng.h"
+#include "train/optim.h"
+
+enum {
+    OPT_MODEL = SW_OPT_FIRST_COMMAND,
+    OPT_BATCH,
+    OPT_STEPS,
+    OPT_WARMUP,
+    OPT_LATENCY_BATCHES,
+    OPT_REPEATS,
+    OPT_JSON,
+    OPT_NO_TRAIN,
+    OPT_NO_LATENCY,
+};
+
+static const struct option bench_options[] = {
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"batch-size", required_argument, NULL, OPT_BATCH},
+    {"steps", required_argument, NULL, OPT_STEPS},
+    {"warmup", required_argument, NULL, OPT_WARMUP},
+    {"latency-batches", required_argument, NULL, OPT_LATENCY_BATCHES},
+    {"repeats", required_argument, NULL, OPT_REPEATS},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"no-train", no_argument, NULL, OPT_NO_TRAIN},
+    {"no-latency", no_argument, NULL, OPT_NO_LATENCY},
+    {"threads", required_argument, NULL, SW_OPT_THREADS},
+    {"seed", required_argument, NULL, SW_OPT_SEED},
+    {"help", no_argument, NULL, SW_OPT_HELP},
+    {0, 0, 0, 0},
+};
+
+static void print_help(FILE *out) {
+    fprintf(out,
+            "usage: shrinkwrap bench [MODEL] [OPTIONS]\n\n"
+            "Measures training throughput (forward, cross-entropy, backward, SGD step) and\n"
+            "inference latency (eval mode) of MODEL (zoo name or .safetensors file; default\n"
+            "fmnist_cnn) on random batches.\n\n"
+            "  --batch-size N          training batch (default 128)\n"
+            "  --steps N               timed training steps (default 30)\n"
+            "  --warmup N              untimed steps first (default 5)\n"
+            "  --latency-batches LIST  inference batch sizes (default 1,256)\n"
+            "  --repeats N             inference repetitions, median reported (default 50)\n"
+            "  --no-train, --no-latency  skip a part\n"
+            "  --json                  one JSON object on stdout\n"
+            "  --threads N             threads (default: all cores)\n"
+            "  --seed N                seed of weights and data\n");
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void fill_random(sw_tensor *t, sw_rng *rng) {
+    for (size_t i = 0; i < t->numel; i++) t->data[i] = sw_rng_normal(rng);
+}
+
+/* Images per second of full training steps. */
+static sw_status bench_train(sw_model *model, int batch, int warmup, int steps, uint64_t seed,
+                             double *images_per_sec) {
+    sw_shape xs;
+    SW_TRY(sw_shape_batched(&model->input_shape, batch, &xs));
+    sw_tensor x, dlogits;
+    SW_TRY(sw_tensor_init(&x, &xs));
+    sw_shape out_shape = sw_model_output_shape(model), ls;
+    sw_status st = sw_shape_batched(&out_shape, batch, &ls);
+    if (st == SW_OK) st = sw_tensor_init(&dlogits, &ls);
+    if (st != SW_OK) {
+        sw_tensor_deinit(&x);
+        return st;
+    }
+    int *labels = malloc((size_t)batch * sizeof *labels);
+    sw_rng rng;
+    sw_rng_init(&rng, seed, 3);
+    fill_random(&x, &rng);
+    for (int i = 0; i < batch && labels; i++)
+        labels[i] = (int)sw_rng_below(&rng, (uint32_t)out_shape.dims[0]);
+    sw_optim_config oc = sw_optim_config_default(SW_OPTIM_SGD);
+    oc.momentum = 0.9f;
+    sw_optim opt;
+    st = labels ? sw_optim_init(&opt, &oc) : SW_FAIL(SW_ERR_NOMEM, "bench: labels");
+    if (st == SW_OK) st = sw_optim_add_group(&opt, model->param_data, model->grad_data,
+                                             model->n_param_floats);
+    sw_model_set_training(model, true);
+    double t0 = 0;
+    for (int s = 0; st == SW_OK && s < warmup + steps; s++) {
+        if (s == warmup) t0 = sw_cli_now();
+        const sw_tensor *logits = NULL;
+        double loss;
+        sw_model_zero_grad(model);
+        st = sw_model_forward(model, &x, &logits);
+        if (st == SW_OK) st = sw_loss_cross_entropy(logits, labels, 1.0f, &loss, &dlogits);
+        if (st == SW_OK) st = sw_model_backward(model, &dlogits);
+        if (st == SW_OK) sw_optim_step(&opt, 0.01f);
+    }
+    if (st == SW_OK) *images_per_sec = (double)steps * batch / (sw_cli_now() - t0);
+    if (labels) sw_optim_deinit(&opt);
+    free(labels);
+    sw_tensor_deinit(&x);
+    sw_tensor_deinit(&dlogits);
+    return st;
+}
+
+/* Median seconds of one eval-mode forward at `batch`. */
+static sw_status bench_latency(sw_model *model, int batch, int repeats, uint64_t seed,
+                               double *median) {
+    sw_shape xs;
+    SW_TRY(sw_shape_batched(&model->input_shape, batch, &xs));
+    sw_tensor x;
+    SW_TRY(sw_tensor_init(&x, &xs));
+    double *times = malloc((size_t)repeats * sizeof *times);
+    if (!times) {
+        sw_tensor_deinit(&x);
+        return SW_FAIL(SW_ERR_NOMEM, "bench: timings");
+    }
+    sw_rng rng;
+    sw_rng_init(&rng, seed, 4);
+    fill_random(&x, &rng);
+    sw_model_set_training(model, false);
+    sw_status st = SW_OK;
+    const sw_tensor *out = NULL;
+    for (int w = 0; w < 3 && st == SW_OK; w++) st = sw_model_forward(model, &x, &out);
+    for (int r = 0; r < repeats && st == SW_OK; r++) {
+        double t0 = sw_cli_now();
+        st = sw_model_forward(model, &x, &out);
+        times[r] = sw_cli_now() - t0;
+    }
+    if (st == SW_OK) {
+        qsort(times, (size_t)repeats, sizeof *times, cmp_double);
+        *median = times[repeats / 2];
+    }
+    free(times);
+    sw_tensor_deinit(&x);
+    return st;
+}
+
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
+}
+
+int sw_cmd_bench(int argc, char **argv) {
+    const char *cmd = "bench";
+    sw_cli_common common;
+    sw_cli_common_defaults(&common);
+    const char *model_spec = "fmnist_cnn";
+    long batch = 128, steps = 30, warmup = 5, repeats = 50;
+    int lat_batches[8] = {1, 256}, n_lat = 2;
+    bool json = false, do_train = true, do_latency = true;
+    optind = 1;
+    int id;
+    while ((id = getopt_long(argc, argv, "h", bench_options, NULL)) != -1) {
+        switch (id) {
+        case SW_OPT_HELP:
+            print_help(stdout);
+            return SW_EXIT_OK;
+        case OPT_MODEL:
+            model_spec = optarg;
+            break;
+        case OPT_BATCH:
+            if (!sw_cli_parse_int(cmd, "--batch-size", optarg, 1, 65536, &batch))
+                return SW_EXIT_USAGE;
+            break;
+        case OPT_STEPS:
+            if (!sw_cli_parse_int(cmd, "--steps", optarg, 1, 1000000, &steps)) return SW_EXIT_USAGE;
+            break;
+        case OPT_WARMUP:
+            if (!sw_cli_parse_int(cmd, "--warmup", optarg, 0, 1000000, &warmup))
+                return SW_EXIT_USAGE;
+            break;
+        case OPT_REPEATS:
+            if (!sw_cli_parse_int(cmd, "--repeats", optarg, 1, 1000000, &repeats))
+                return SW_EXIT_USAGE;
+            break;
+        case OPT_LATENCY_BATCHES: {
+            n_lat = 0;
+            char buf[128];
+            snprintf(buf, sizeof buf, "%s", optarg);
+            for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+                 tok = strtok_r(NULL, ",", &save)) {
+                long v;
+                if (n_lat == 8 || !sw_cli_parse_int(cmd, "--latency-batches", tok, 1, 65536, &v))
+                    return SW_EXIT_USAGE;
+                lat_batches[n_lat++] = (int)v;
+            }
+            break;
+        }
+        case OPT_JSON:
+            json = true;
+            break;
+        case OPT_NO_TRAIN:
+            do_train = false;
+            break;
+        case OPT_NO_LATENCY:
+            do_latency = false;
+            break;
+        case '?':
+            return sw_cli_usage_error(cmd, "unknown or incomplete option");
+        default:
+            if (sw_common_option(cmd, id, optarg, &common) < 0) return SW_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) model_spec = argv[optind++];
+    if (optind < argc) return sw_cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
+    sw_cli_common_apply(&common);
+
+    sw_model *model = NULL;
+    if (sw_cli_load_model(model_spec, common.seed, &model) != SW_OK)
+        return sw_cli_report(model_spec);
+    double ips = 0, latency[8] = {0};
+    sw_status st = SW_OK;
+    if (do_train) st = bench_train(model, (int)batch, (int)warmup, (int)steps, common.seed, &ips);
+    double rss_train = peak_rss_mib();
+    for (int i = 0; do_latency && st == SW_OK && i < n_lat; i++)
+        st = bench_latency(model, lat_batches[i], (int)repeats, common.seed, &latency[i]);
+    if (st != SW_OK) {
+        sw_model_free(model);
+        return sw_cli_report("bench");
+    }
+    if (json) {
+        printf("{\"model\": \"%s\", \"threads\": %d, \"batch\": %ld, \"params\": %zu, "
+               "\"flops\": %.0f",
+               model->arch, sw_threads_get(), batch, sw_model_param_count(model),
+               sw_model_flops(model));
+        if (do_train) printf(", \"train_images_per_sec\": %.1f, \"peak_rss_mib\": %.1f", ips, rss_train);
+        if (do_latency) {
+            printf(", \"latency_ms\": {");
+            for (int i = 0; i < n_lat; i++)
+                printf("%s\"%d\": %.4f", i ? ", " : "", lat_batches[i], latency[i] * 1e3);
+            printf("}");
+        }
+        printf("}\n");
+    } else {
+        printf("model %s, %d threads\n", model->arch, sw_threads_get());
+        if (do_train)
+            printf("  training   batch %ld: %.0f images/s (peak RSS %.0f MiB)\n", batch, ips,
+                   rss_train);
+        for (int i = 0; do_latency && i < n_lat; i++)
+            printf("  inference  batch %d: %.3f ms\n", lat_batches[i], latency[i] * 1e3);
+    }
+    sw_model_free(model);
+    return SW_EXIT_OK;
+}

@@ -1,0 +1,37 @@
+/* identity.c - Identity: y = x (a placeholder node, e.g. where speedup removed a layer). */
+#include "layer_common.h"
+
+#include "tensor/elementwise.h"
+
+#define TYPE "Identity"
+
+static sw_status identity_infer_shape(const sw_layer *layer, const sw_shape *in, int n_in,
+                                      sw_shape *out) {
+    (void)layer;
+    (void)n_in;
+    *out = *in;
+    return SW_OK;
+}
+
+static sw_status identity_forward(const sw_layer *layer, const sw_layer_io *io) {
+    (void)layer;
+    sw_vec_copy(io->out->data, io->in[0]->data, io->out->numel);
+    return SW_OK;
+}
+
+static sw_status identity_backward_input(const sw_layer *layer, const sw_layer_io *io,
+                                         const sw_tensor *dout, sw_tensor *const *din) {
+    (void)layer;
+    (void)io;
+    if (din[0]) sw_vec_add(din[0]->data, dout->data, dout->numel);
+    return SW_OK;
+}
+
+const sw_layer_ops sw_identity_ops = {
+    .type_name = TYPE,
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .infer_shape = identity_infer_shape,
+    .forward = identity_forward,
+    .backward_input = identity_backward_input,
+};

@@ -1,0 +1,281 @@
+/* conv.c - convolution as im2col + sgemm per sample, parallel over samples; naive oracles.
+ *
+ * Notation used in the comments: C input channels, O output channels, G groups, Cg = C/G,
+ * Og = O/G, K = Cg*kh*kw (rows of one group's im2col matrix), P = Ho*Wo (its columns).
+ */
+#include "conv.h"
+
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "blas.h"
+
+int sw_conv2d_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Sizes shared by every kernel. */
+typedef struct dims {
+    int n, c, o, g, cg, og, k, p, hw;
+    sw_conv_geom group_geom; /* the geometry of one group's input slice */
+    int pointwise;
+} dims;
+
+static dims dims_of(const sw_conv2d_desc *d) {
+    dims s;
+    const sw_conv_geom *g = &d->geom;
+    s.n = d->batch;
+    s.c = g->channels;
+    s.o = d->out_channels;
+    s.g = d->groups;
+    s.cg = s.c / s.g;
+    s.og = s.o / s.g;
+    s.k = s.cg * g->kernel_h * g->kernel_w;
+    s.p = g->out_h * g->out_w;
+    s.hw = g->height * g->width;
+    s.group_geom = *g;
+    s.group_geom.channels = s.cg;
+    s.pointwise = sw_conv_geom_is_pointwise(g);
+    return s;
+}
+
+/* Samples run in parallel only when there are enough of them to keep every thread busy; a
+ * small batch (evaluation of one image) is better served by one multithreaded sgemm. */
+static int parallel_over_samples(const dims *s) { return s->n >= sw_conv2d_threads() && s->n > 1; }
+
+size_t sw_conv2d_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
+    dims s = dims_of(d);
+    size_t t = (size_t)sw_conv2d_threads();
+    size_t col = s.pointwise ? 0 : (size_t)s.k * (size_t)s.p;
+    switch (pass) {
+    case SW_CONV2D_FORWARD:
+    case SW_CONV2D_BACKWARD_INPUT:
+        return t * col;
+    case SW_CONV2D_BACKWARD_PARAMS:
+        /* per thread: a column buffer, a private weight gradient [O, K] and bias gradient [O] */
+        return t * (col + (size_t)s.o * (size_t)s.k + (size_t)s.o);
+    }
+    return 0;
+}
+
+void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
+                       const sw_conv2d_desc *d, float *scratch) {
+    const dims s = dims_of(d);
+    const size_t col_size = (size_t)s.k * (size_t)s.p;
+#pragma omp parallel if (parallel_over_samples(&s))
+    {
+        float *col = s.pointwise ? NULL : scratch + (size_t)thread_id() * col_size;
+#pragma omp for schedule(static)
+        for (int n = 0; n < s.n; n++) {
+            for (int g = 0; g < s.g; g++) {
+                const float *xg = x + ((size_t)n * s.c + (size_t)g * s.cg) * s.hw;
+                float *yg = y + ((size_t)n * s.o + (size_t)g * s.og) * s.p;
+                const float *cols = xg; /* pointwise: the image already is the [K, P] matrix */
+                if (!s.pointwise) {
+                    sw_im2col(xg, &s.group_geom, col);
+                    cols = col;
+                }
+                /* y_g [Og, P] = w_g [Og, K] * cols [K, P] */
+                sw_sgemm(false, false, s.og, s.p, s.k, 1.0f, w + (size_t)g * s.og * s.k, s.k,
+                         cols, s.p, 0.0f, yg, s.p);
+            }
+            if (b) {
+                for (int o = 0; o < s.o; o++) {
+                    float *yo = y + ((size_t)n * s.o + o) * s.p;
+                    const float bo = b[o];
+                    for (int i = 0; i < s.p; i++) yo[i] += bo;
+                }
+            }
+        }
+    }
+}
+
+void sw_conv2d_backward_input(float *dx, const float *dy, const float *w,
+                              const sw_conv2d_desc *d, float *scratch) {
+    const dims s = dims_of(d);
+    const size_t col_size = (size_t)s.k * (size_t)s.p;
+#pragma omp parallel if (parallel_over_samples(&s))
+    {
+        float *dcol = s.pointwise ? NULL : scratch + (size_t)thread_id() * col_size;
+#pragma omp for schedule(static)
+        for (int n = 0; n < s.n; n++) {
+            for (int g = 0; g < s.g; g++) {
+                float *dxg = dx + ((size_t)n * s.c + (size_t)g * s.cg) * s.hw;
+                const float *dyg = dy + ((size_t)n * s.o + (size_t)g * s.og) * s.p;
+                const float *wg = w + (size_t)g * s.og * s.k;
+                if (s.pointwise) {
+                    /* dx_g [Cg, HW] += w_g^T [Cg, Og] * dy_g [Og, HW] */
+                    sw_sgemm(true, false, s.k, s.p, s.og, 1.0f, wg, s.k, dyg, s.p, 1.0f, dxg,
+                             s.p);
+                } else {
+                    /* dcol [K, P] = w_g^T [K, Og] * dy_g [Og, P], then folded onto dx */
+                    sw_sgemm(true, false, s.k, s.p, s.og, 1.0f, wg, s.k, dyg, s.p, 0.0f, dcol,
+                             s.p);
+                    sw_col2im(dcol, &s.group_geom, dxg);
+                }
+            }
+        }
+    }
+}
+
+void sw_conv2d_backward_params(float *dw, float *db, const float *dy, const float *x,
+                               const sw_conv2d_desc *d, float *scratch) {
+    const dims s = dims_of(d);
+    const size_t col_size = s.pointwise ? 0 : (size_t)s.k * (size_t)s.p;
+    const size_t dw_size = (size_t)s.o * (size_t)s.k;
+    const size_t per_thread = col_size + dw_size + (size_t)s.o;
+    int team = 1;
+#pragma omp parallel if (parallel_over_samples(&s))
+    {
+        /* Each thread sums its samples into private gradients; one reduction at the end keeps
+         * the result deterministic for a fixed thread count. */
+        float *mine = scratch + (size_t)thread_id() * per_thread;
+        float *col = mine;
+        float *dw_t = mine + col_size;
+        float *db_t = dw_t + dw_size;
+        memset(dw_t, 0, (dw_size + (size_t)s.o) * sizeof(float));
+#ifdef _OPENMP
+#pragma omp single
+        team = omp_get_num_threads();
+#endif
+#pragma omp for schedule(static)
+        for (int n = 0; n < s.n; n++) {
+            for (int g = 0; g < s.g; g++) {
+                const float *xg = x + ((size_t)n * s.c + (size_t)g * s.cg) * s.hw;
+                const float *dyg = dy + ((size_t)n * s.o + (size_t)g * s.og) * s.p;
+                if (dw) {
+                    const float *cols = xg;
+                    if (!s.pointwise) {
+                        sw_im2col(xg, &s.group_geom, col);
+                        cols = col;
+                    }
+                    /* dw_g [Og, K] += dy_g [Og, P] * cols^T [P, K] */
+                    sw_sgemm(false, true, s.og, s.k, s.p, 1.0f, dyg, s.p, cols, s.p, 1.0f,
+                             dw_t + (size_t)g * s.og * s.k, s.k);
+                }
+                if (db) {
+                    for (int o = 0; o < s.og; o++) {
+                        const float *row = dyg + (size_t)o * s.p;
+                        float acc = 0.0f;
+                        for (int i = 0; i < s.p; i++) acc += row[i];
+                        db_t[g * s.og + o] += acc;
+                    }
+                }
+            }
+        }
+        /* implicit barrier: every private gradient is complete */
+        if (dw) {
+#pragma omp for schedule(static)
+            for (size_t i = 0; i < dw_size; i++) {
+                float acc = 0.0f;
+                for (int t = 0; t < team; t++) acc += scratch[(size_t)t * per_thread + col_size + i];
+                dw[i] += acc;
+            }
+        }
+        if (db) {
+#pragma omp for schedule(static)
+            for (int o = 0; o < s.o; o++) {
+                float acc = 0.0f;
+                for (int t = 0; t < team; t++)
+                    acc += scratch[(size_t)t * per_thread + col_size + dw_size + (size_t)o];
+                db[o] += acc;
+            }
+        }
+    }
+}
+
+/* ---- naive oracles ---------------------------------------------------------------------- */
+
+/* x[n, c, ih, iw] for the input pixel under kernel tap (ki, kj) of output (oh, ow), or -1 in
+ * the padding. */
+static long tap_index(const sw_conv_geom *g, int n, int c, int oh, int ow, int ki, int kj) {
+    int ih = oh * g->stride_h - g->pad_h + ki * g->dil_h;
+    int iw = ow * g->stride_w - g->pad_w + kj * g->dil_w;
+    if (ih < 0 || ih >= g->height || iw < 0 || iw >= g->width) return -1;
+    return (((long)n * g->channels + c) * g->height + ih) * g->width + iw;
+}
+
+void sw_conv2d_forward_naive(float *y, const float *x, const float *w, const float *b,
+                             const sw_conv2d_desc *d) {
+    const dims s = dims_of(d);
+    const sw_conv_geom *g = &d->geom;
+    for (int n = 0; n < s.n; n++)
+        for (int o = 0; o < s.o; o++) {
+            int grp = o / s.og;
+            for (int oh = 0; oh < g->out_h; oh++)
+                for (int ow = 0; ow < g->out_w; ow++) {
+                    double acc = b ? b[o] : 0.0;
+                    for (int ci = 0; ci < s.cg; ci++)
+                        for (int ki = 0; ki < g->kernel_h; ki++)
+                            for (int kj = 0; kj < g->kernel_w; kj++) {
+                                long xi = tap_index(g, n, grp * s.cg + ci, oh, ow, ki, kj);
+                                if (xi < 0) continue;
+                                double wv = w[((o * s.cg + ci) * g->kernel_h + ki) * g->kernel_w + kj];
+                                acc += wv * x[xi];
+                            }
+                    y[(((size_t)n * s.o + o) * g->out_h + oh) * g->out_w + ow] = (float)acc;
+                }
+        }
+}
+
+void sw_conv2d_backward_input_naive(float *dx, const float *dy, const float *w,
+                                    const sw_conv2d_desc *d) {
+    const dims s = dims_of(d);
+    const sw_conv_geom *g = &d->geom;
+    for (int n = 0; n < s.n; n++)
+        for (int o = 0; o < s.o; o++) {
+            int grp = o / s.og;
+            for (int oh = 0; oh < g->out_h; oh++)
+                for (int ow = 0; ow < g->out_w; ow++) {
+                    float gy = dy[(((size_t)n * s.o + o) * g->out_h + oh) * g->out_w + ow];
+                    for (int ci = 0; ci < s.cg; ci++)
+                        for (int ki = 0; ki < g->kernel_h; ki++)
+                            for (int kj = 0; kj < g->kernel_w; kj++) {
+                                long xi = tap_index(g, n, grp * s.cg + ci, oh, ow, ki, kj);
+                                if (xi < 0) continue;
+                                dx[xi] += gy * w[((o * s.cg + ci) * g->kernel_h + ki) * g->kernel_w + kj];
+                            }
+                }
+        }
+}
+
+void sw_conv2d_backward_params_naive(float *dw, float *db, const float *dy, const float *x,
+                                     const sw_conv2d_desc *d) {
+    const dims s = dims_of(d);
+    const sw_conv_geom *g = &d->geom;
+    for (int o = 0; o < s.o; o++) {
+        int grp = o / s.og;
+        double bias_acc = 0.0;
+        for (int ci = 0; ci < s.cg; ci++)
+            for (int ki = 0; ki < g->kernel_h; ki++)
+                for (int kj = 0; kj < g->kernel_w; kj++) {
+                    double acc = 0.0;
+                    for (int n = 0; n < s.n; n++)
+                        for (int oh = 0; oh < g->out_h; oh++)
+                            for (int ow = 0; ow < g->out_w; ow++) {
+                                long xi = tap_index(g, n, grp * s.cg + ci, oh, ow, ki, kj);
+                                if (xi < 0) continue;
+                                acc += (double)dy[(((size_t)n * s.o + o) * g->out_h + oh) *
+                                                      g->out_w + ow] * x[xi];
+                            }
+                    if (dw) dw[((o * s.cg + ci) * g->kernel_h + ki) * g->kernel_w + kj] += (float)acc;
+                }
+        for (int n = 0; n < s.n; n++)
+            for (int i = 0; i < s.p; i++) bias_acc += dy[((size_t)n * s.o + o) * s.p + i];
+        if (db) db[o] += (float)bias_acc;
+    }
+}

@@ -1,0 +1,125 @@
+/* im2col.c - patch unfolding for convolutions (fast row-wise version and the naive oracle). */
+#include "im2col.h"
+
+#include <string.h>
+
+int sw_conv_geom_resolve(sw_conv_geom *g) {
+    int eff_h = g->dil_h * (g->kernel_h - 1) + 1; /* extent of the dilated window */
+    int eff_w = g->dil_w * (g->kernel_w - 1) + 1;
+    int span_h = g->height + 2 * g->pad_h - eff_h;
+    int span_w = g->width + 2 * g->pad_w - eff_w;
+    if (span_h < 0 || span_w < 0 || g->stride_h < 1 || g->stride_w < 1) {
+        g->out_h = g->out_w = 0;
+        return 0;
+    }
+    g->out_h = span_h / g->stride_h + 1;
+    g->out_w = span_w / g->stride_w + 1;
+    return 1;
+}
+
+int sw_conv_geom_is_pointwise(const sw_conv_geom *g) {
+    return g->kernel_h == 1 && g->kernel_w == 1 && g->stride_h == 1 && g->stride_w == 1 &&
+           g->pad_h == 0 && g->pad_w == 0;
+}
+
+/* The output columns ow in [*lo, *hi) whose input column ow*s - p + off lies inside [0, w).
+ * Everything outside that span reads padding. */
+static void valid_span(int out_w, int stride, int offset, int width, int *lo, int *hi) {
+    /* iw = ow*stride + offset >= 0  <=>  ow >= ceil(-offset / stride) */
+    int a = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+    /* iw <= width - 1  <=>  ow <= floor((width - 1 - offset) / stride) */
+    int top = width - 1 - offset;
+    int b = top < 0 ? 0 : top / stride + 1;
+    if (a > out_w) a = out_w;
+    if (b > out_w) b = out_w;
+    if (b < a) b = a;
+    *lo = a;
+    *hi = b;
+}
+
+void sw_im2col(const float *x, const sw_conv_geom *g, float *col) {
+    const int hw_out = g->out_h * g->out_w;
+    for (int c = 0; c < g->channels; c++) {
+        const float *xc = x + (size_t)c * g->height * g->width;
+        for (int ki = 0; ki < g->kernel_h; ki++) {
+            for (int kj = 0; kj < g->kernel_w; kj++) {
+                float *row = col + ((size_t)(c * g->kernel_h + ki) * g->kernel_w + kj) * hw_out;
+                int off_w = kj * g->dil_w - g->pad_w;
+                int lo, hi;
+                valid_span(g->out_w, g->stride_w, off_w, g->width, &lo, &hi);
+                for (int oh = 0; oh < g->out_h; oh++) {
+                    float *dst = row + (size_t)oh * g->out_w;
+                    int ih = oh * g->stride_h - g->pad_h + ki * g->dil_h;
+                    if (ih < 0 || ih >= g->height) {
+                        memset(dst, 0, (size_t)g->out_w * sizeof *dst);
+                        continue;
+                    }
+                    /* src points at the input of the first valid column, never before xc */
+                    const float *src = xc + (size_t)ih * g->width + (off_w + lo * g->stride_w);
+                    for (int ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
+                    if (g->stride_w == 1) {
+                        memcpy(dst + lo, src, (size_t)(hi - lo) * sizeof *dst);
+                    } else {
+                        for (int ow = lo; ow < hi; ow++) dst[ow] = src[(ow - lo) * g->stride_w];
+                    }
+                    for (int ow = hi; ow < g->out_w; ow++) dst[ow] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+void sw_im2col_naive(const float *x, const sw_conv_geom *g, float *col) {
+    size_t r = 0;
+    for (int c = 0; c < g->channels; c++)
+        for (int ki = 0; ki < g->kernel_h; ki++)
+            for (int kj = 0; kj < g->kernel_w; kj++)
+                for (int oh = 0; oh < g->out_h; oh++)
+                    for (int ow = 0; ow < g->out_w; ow++) {
+                        int ih = oh * g->stride_h - g->pad_h + ki * g->dil_h;
+                        int iw = ow * g->stride_w - g->pad_w + kj * g->dil_w;
+                        int inside = ih >= 0 && ih < g->height && iw >= 0 && iw < g->width;
+                        col[r++] = inside ? x[((size_t)c * g->height + ih) * g->width + iw] : 0.0f;
+                    }
+}
+
+void sw_col2im(const float *col, const sw_conv_geom *g, float *dx) {
+    const int hw_out = g->out_h * g->out_w;
+    for (int c = 0; c < g->channels; c++) {
+        float *dxc = dx + (size_t)c * g->height * g->width;
+        for (int ki = 0; ki < g->kernel_h; ki++) {
+            for (int kj = 0; kj < g->kernel_w; kj++) {
+                const float *row =
+                    col + ((size_t)(c * g->kernel_h + ki) * g->kernel_w + kj) * hw_out;
+                int off_w = kj * g->dil_w - g->pad_w;
+                int lo, hi;
+                valid_span(g->out_w, g->stride_w, off_w, g->width, &lo, &hi);
+                for (int oh = 0; oh < g->out_h; oh++) {
+                    int ih = oh * g->stride_h - g->pad_h + ki * g->dil_h;
+                    if (ih < 0 || ih >= g->height) continue; /* padding takes no gradient */
+                    const float *src = row + (size_t)oh * g->out_w;
+                    float *dst = dxc + (size_t)ih * g->width + (off_w + lo * g->stride_w);
+                    if (g->stride_w == 1) {
+                        for (int ow = lo; ow < hi; ow++) dst[ow - lo] += src[ow];
+                    } else {
+                        for (int ow = lo; ow < hi; ow++) dst[(ow - lo) * g->stride_w] += src[ow];
+                    }
+                }
+            }
+        }
+    }
+}
+
+void sw_col2im_naive(const float *col, const sw_conv_geom *g, float *dx) {
+    size_t r = 0;
+    for (int c = 0; c < g->channels; c++)
+        for (int ki = 0; ki < g->kernel_h; ki++)
+            for (int kj = 0; kj < g->kernel_w; kj++)
+                for (int oh = 0; oh < g->out_h; oh++)
+                    for (int ow = 0; ow < g->out_w; ow++, r++) {
+                        int ih = oh * g->stride_h - g->pad_h + ki * g->dil_h;
+                        int iw = ow * g->stride_w - g->pad_w + kj * g->dil_w;
+                        if (ih >= 0 && ih < g->height && iw >= 0 && iw < g->width)
+                            dx[((size_t)c * g->height + ih) * g->width + iw] += col[r];
+                    }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The headless command line end to end: help, training on a subset, saving, eval, info, bench,
+# Ctrl-C at a step boundary leaving no file, and clear errors for bad input.
+bin=$1
+source "$(dirname "$0")/lib.sh"
+
+# Every command documents its options.
+expect_ok "top-level help" "$bin" --help
+for c in train eval info bench; do
+  expect_ok "$c --help" "$bin" $c --help
+  expect_grep "$c --help mentions usage" "usage: shrinkwrap $c" "$work/out"
+done
+expect_fail "unknown command" "unknown command" "$bin" frobnicate
+
+# Train a small CNN on a subset, with a JSON-lines log.
+expect_ok "train on a subset" "$bin" train --model fmnist_cnn --subset 1024 --test-subset 500 \
+  --epochs 1 --batch-size 64 --threads 2 --out "$work/m.safetensors" --log "$work/log.jsonl"
+expect_grep "train prints test accuracy" "test accuracy: [0-9.]+%" "$work/out"
+[ -s "$work/m.safetensors" ] && pass || fail "model file written"
+expect_grep "log has step events" '"event": *"step"' "$work/log.jsonl"
+expect_grep "log has an eval event" '"event": *"eval"' "$work/log.jsonl"
+acc=$(grep -oE 'test accuracy: [0-9.]+' "$work/out" | grep -oE '[0-9.]+$')
+awk -v a="$acc" 'BEGIN { exit !(a > 50) }' && pass || fail "1024 images x 1 epoch reach >50% (got $acc)"
+ls "$work" | grep -q '\.tmp\.' && fail "a temporary file was left behind" || pass
+
+# The saved model evaluates to the same accuracy and shows its tree.
+expect_ok "eval the saved model" "$bin" eval "$work/m.safetensors" --test-subset 500
+expect_grep "eval agrees with train" "test accuracy $acc%" "$work/out"
+expect_ok "info" "$bin" info "$work/m.safetensors"
+expect_grep "info shows conv2's shape" "conv2 +Conv2d +\[64, 14, 14\]" "$work/out"
+expect_grep "info shows the total" "824650 parameters" "$work/out"
+
+# Bench runs and reports both parts.
+expect_ok "bench" "$bin" bench fmnist_mlp --steps 3 --warmup 1 --repeats 3 --json
+expect_grep "bench json" '"train_images_per_sec"' "$work/out"
+
+# Ctrl-C during training: stops at a step boundary, says so, writes nothing.
+"$bin" train --model fmnist_cnn --subset 20000 --epochs 3 --threads 2 \
+  --out "$work/interrupted.safetensors" --log "$work/int.jsonl" >"$work/int.out" 2>"$work/int.err" &
+pid=$!
+if wait_for_grep '"event": *"step"' "$work/int.jsonl" 120 $pid; then
+  kill -INT $pid
+  wait $pid; rc=$?
+  [ $rc -eq 130 ] && pass || fail "interrupted train exits 130 (got $rc)"
+  expect_grep "interrupt is reported" "interrupted" "$work/int.err"
+  [ ! -e "$work/interrupted.safetensors" ] && pass || fail "no output after Ctrl-C"
+  ls "$work" | grep -q '\.tmp\.' && fail "temporary left after Ctrl-C" || pass
+else
+  fail "training never reached a first step"; kill $pid 2>/dev/null; wait $pid
+fi
+
+# Bad input: clear errors, never a crash.
+expect_fail "missing dataset" "apt-get install dataset-fashion-mnist|--data" \
+  "$bin" train --data "$work/nowhere" --epochs 1
+printf 'not a model' >"$work/junk.safetensors"
+expect_fail "corrupt model file" "junk.safetensors" "$bin" info "$work/junk.safetensors"
+head -c 300 "$work/m.safetensors" >"$work/cut.safetensors"
+expect_fail "truncated model file" "cut.safetensors" "$bin" eval "$work/cut.safetensors"
+expect_fail "unknown model" "fmnist_cnn" "$bin" info resnet9000
+expect_fail "bad option value" "--epochs" "$bin" train --epochs many
+expect_fail "mnist needs a folder" "MNIST.*--data" "$bin" train --dataset mnist --epochs 1
+
+finish

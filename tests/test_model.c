@@ -1,0 +1,211 @@
+/* test_model.c - the model graph: construction errors, zoo architectures, parameter counts,
+ * module tree, clone, determinism and the executor's arena reuse. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_support.h"
+
+#include "nn/loss.h"
+#include "nn/model.h"
+#include "nn/module_tree.h"
+#include "nn/zoo.h"
+
+/* Zoo models have exactly the parameter counts of their PyTorch twins (tests/bench/torch_peer.py). */
+static void test_model_zoo_param_counts(void **state) {
+    (void)state;
+    static const struct {
+        const char *name;
+        size_t params;
+    } expected[] = {{"fmnist_mlp", 235146}, {"fmnist_cnn", 824650}, {"fmnist_resnet", 696042}};
+    for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
+        sw_model *m = NULL;
+        assert_int_equal(sw_zoo_build(expected[i].name, 1, &m), SW_OK);
+        assert_int_equal(sw_model_param_count(m), expected[i].params);
+        assert_int_equal(m->n_param_floats, expected[i].params);
+        sw_shape out = sw_model_output_shape(m);
+        assert_int_equal(out.ndim, 1);
+        assert_int_equal(out.dims[0], 10);
+        sw_model_free(m);
+    }
+}
+
+/* An unknown zoo name is an error that lists the known models. */
+static void test_model_zoo_unknown_name(void **state) {
+    (void)state;
+    sw_model *m = NULL;
+    assert_int_equal(sw_zoo_build("resnet9000", 0, &m), SW_ERR_NOT_FOUND);
+    assert_non_null(strstr(sw_error_message(), "fmnist_cnn"));
+    assert_null(m);
+}
+
+/* fmnist_cnn's FLOPs per image match the hand count (multiply-add = 2). */
+static void test_model_cnn_flops(void **state) {
+    (void)state;
+    sw_model *m = NULL;
+    assert_int_equal(sw_zoo_build("fmnist_cnn", 1, &m), SW_OK);
+    int conv1 = sw_model_find(m, "conv1"), conv2 = sw_model_find(m, "conv2");
+    int fc1 = sw_model_find(m, "fc1");
+    assert_true(conv1 >= 0 && conv2 >= 0 && fc1 >= 0);
+    /* conv1: 32 out x 28x28 x (1*3*3) MACs; conv2: 64 x 14x14 x (32*9); fc1: 3136*256. */
+    assert_true(m->nodes[conv1].flops >= 2.0 * 32 * 784 * 9);
+    assert_true(m->nodes[conv2].flops >= 2.0 * 64 * 196 * 288);
+    assert_true(m->nodes[conv2].flops <= 2.0 * 64 * 196 * 288 * 1.01 + 64 * 196 * 2);
+    assert_true(m->nodes[fc1].flops >= 2.0 * 3136 * 256);
+    sw_model_free(m);
+}
+
+/* Adding a node whose input does not exist, or whose shapes do not fit, fails with a message
+ * naming the node; the model stays usable. */
+static void test_model_add_errors(void **state) {
+    (void)state;
+    sw_shape in = sw_shape_3d(1, 8, 8);
+    sw_model *m = NULL;
+    assert_int_equal(sw_model_new("custom", &in, &m), SW_OK);
+    sw_layer_hparams hp = sw_layer_hparams_default(SW_LAYER_CONV2D);
+    hp.in_channels = 3; /* the input has 1 channel */
+    hp.out_channels = 4;
+    hp.kernel[0] = hp.kernel[1] = 3;
+    sw_layer *conv = NULL;
+    assert_int_equal(sw_layer_new(SW_LAYER_CONV2D, &hp, &conv), SW_OK);
+    assert_int_not_equal(sw_model_add(m, "conv", conv, NULL, 0, NULL), SW_OK);
+    assert_non_null(strstr(sw_error_message(), "conv"));
+    sw_layer *relu = NULL;
+    sw_layer_hparams rh = sw_layer_hparams_default(SW_LAYER_RELU);
+    assert_int_equal(sw_layer_new(SW_LAYER_RELU, &rh, &relu), SW_OK);
+    const char *missing[] = {"nowhere"};
+    assert_int_equal(sw_model_add(m, "relu", relu, missing, 1, NULL), SW_ERR_NOT_FOUND);
+    assert_non_null(strstr(sw_error_message(), "nowhere"));
+    assert_int_equal(sw_layer_new(SW_LAYER_RELU, &rh, &relu), SW_OK);
+    assert_int_equal(sw_model_add(m, "relu", relu, NULL, 0, NULL), SW_OK);
+    assert_int_equal(sw_layer_new(SW_LAYER_RELU, &rh, &relu), SW_OK);
+    assert_int_equal(sw_model_add(m, "relu", relu, NULL, 0, NULL), SW_ERR_ARG); /* duplicate */
+    assert_int_equal(sw_model_finalize(m), SW_OK);
+    sw_model_free(m);
+}
+
+/* The module tree of the ResNet nests blocks under stages and sums parameters upwards. */
+static void test_model_module_tree(void **state) {
+    (void)state;
+    sw_model *m = NULL;
+    assert_int_equal(sw_zoo_build("fmnist_resnet", 1, &m), SW_OK);
+    sw_module_tree tree;
+    assert_int_equal(sw_module_tree_build(m, &tree), SW_OK);
+    int layer2 = -1, block = -1, conv = -1;
+    for (int i = 0; i < tree.n; i++) {
+        if (strcmp(tree.entries[i].path, "layer2") == 0) layer2 = i;
+        if (strcmp(tree.entries[i].path, "layer2.0") == 0) block = i;
+        if (strcmp(tree.entries[i].path, "layer2.0.conv1") == 0) conv = i;
+    }
+    assert_true(layer2 >= 0 && block > layer2 && conv > block);
+    assert_int_equal(tree.entries[layer2].node, -1);
+    assert_int_equal(tree.entries[block].parent, layer2);
+    assert_int_equal(tree.entries[conv].parent, block);
+    assert_int_equal(tree.entries[conv].depth, 2);
+    assert_string_equal(tree.entries[conv].label, "conv1");
+    /* layer2 = block 0 (57728) + block 1 (73984) parameters. */
+    assert_int_equal(tree.entries[layer2].param_count, 57728 + 73984);
+    size_t top = 0;
+    for (int i = 0; i < tree.n; i++)
+        if (tree.entries[i].parent < 0) top += tree.entries[i].param_count;
+    assert_int_equal(top, sw_model_param_count(m));
+    /* Pre-order: every entry's parent comes before it. */
+    for (int i = 0; i < tree.n; i++) assert_true(tree.entries[i].parent < i);
+    sw_module_tree_deinit(&tree);
+    sw_model_free(m);
+}
+
+/* A clone computes the same outputs as the original and owns separate storage. */
+static void test_model_clone_same_output(void **state) {
+    (void)state;
+    sw_model *m = NULL, *c = NULL;
+    assert_int_equal(sw_zoo_build("fmnist_resnet", 7, &m), SW_OK);
+    assert_int_equal(sw_model_clone(m, &c), SW_OK);
+    assert_ptr_not_equal(m->param_data, c->param_data);
+    sw_model_set_training(m, false);
+    sw_model_set_training(c, false);
+    sw_shape xs = sw_shape_4d(3, 1, 28, 28);
+    sw_tensor x;
+    assert_int_equal(sw_tensor_init(&x, &xs), SW_OK);
+    sw_test_fill_uniform(&x, 5, -1, 1);
+    const sw_tensor *a = NULL, *b = NULL;
+    assert_int_equal(sw_model_forward(m, &x, &a), SW_OK);
+    assert_int_equal(sw_model_forward(c, &x, &b), SW_OK);
+    assert_int_equal(a->numel, 30);
+    assert_memory_equal(a->data, b->data, a->numel * sizeof(float));
+    sw_tensor_deinit(&x);
+    sw_model_free(m);
+    sw_model_free(c);
+}
+
+/* The same seed gives the same weights; another seed gives other weights. */
+static void test_model_init_deterministic(void **state) {
+    (void)state;
+    sw_model *a = NULL, *b = NULL, *c = NULL;
+    assert_int_equal(sw_zoo_build("fmnist_cnn", 3, &a), SW_OK);
+    assert_int_equal(sw_zoo_build("fmnist_cnn", 3, &b), SW_OK);
+    assert_int_equal(sw_zoo_build("fmnist_cnn", 4, &c), SW_OK);
+    assert_memory_equal(a->param_data, b->param_data, a->n_param_floats * sizeof(float));
+    assert_memory_not_equal(a->param_data, c->param_data, a->n_param_floats * sizeof(float));
+    sw_model_free(a);
+    sw_model_free(b);
+    sw_model_free(c);
+}
+
+/* After one training step, further steps of the same batch size allocate nothing: the arena's
+ * capacity stops growing. */
+static void test_model_arena_steady_state(void **state) {
+    (void)state;
+    sw_model *m = NULL;
+    assert_int_equal(sw_zoo_build("fmnist_resnet", 1, &m), SW_OK);
+    sw_shape xs = sw_shape_4d(4, 1, 28, 28), ys = sw_shape_2d(4, 10);
+    sw_tensor x, dl;
+    assert_int_equal(sw_tensor_init(&x, &xs), SW_OK);
+    assert_int_equal(sw_tensor_init(&dl, &ys), SW_OK);
+    sw_test_fill_uniform(&x, 1, -1, 1);
+    int labels[4] = {1, 2, 3, 4};
+    size_t capacity = 0;
+    for (int step = 0; step < 4; step++) {
+        const sw_tensor *out = NULL;
+        double loss;
+        sw_model_zero_grad(m);
+        assert_int_equal(sw_model_forward(m, &x, &out), SW_OK);
+        assert_int_equal(sw_loss_cross_entropy(out, labels, 1.0f, &loss, &dl), SW_OK);
+        assert_int_equal(sw_model_backward(m, &dl), SW_OK);
+        if (step == 1) capacity = m->arena.capacity;
+        if (step > 1) assert_int_equal(m->arena.capacity, capacity);
+    }
+    assert_true(capacity > 0);
+    sw_tensor_deinit(&x);
+    sw_tensor_deinit(&dl);
+    sw_model_free(m);
+}
+
+/* A wrongly shaped input is refused with both shapes in the message. */
+static void test_model_forward_wrong_shape(void **state) {
+    (void)state;
+    sw_model *m = NULL;
+    assert_int_equal(sw_zoo_build("fmnist_cnn", 1, &m), SW_OK);
+    sw_shape xs = sw_shape_4d(2, 3, 32, 32);
+    sw_tensor x;
+    assert_int_equal(sw_tensor_init(&x, &xs), SW_OK);
+    const sw_tensor *out = NULL;
+    assert_int_equal(sw_model_forward(m, &x, &out), SW_ERR_SHAPE);
+    assert_non_null(strstr(sw_error_message(), "[2, 3, 32, 32]"));
+    sw_tensor_deinit(&x);
+    sw_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_model_zoo_param_counts),
+        cmocka_unit_test(test_model_zoo_unknown_name),
+        cmocka_unit_test(test_model_cnn_flops),
+        cmocka_unit_test(test_model_add_errors),
+        cmocka_unit_test(test_model_module_tree),
+        cmocka_unit_test(test_model_clone_same_output),
+        cmocka_unit_test(test_model_init_deterministic),
+        cmocka_unit_test(test_model_arena_steady_state),
+        cmocka_unit_test(test_model_forward_wrong_shape),
+    };
+    return cmocka_run_group_tests_name("model", tests, NULL, NULL);
+}
