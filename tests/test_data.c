@@ -22,9 +22,12 @@ static const char *make_dir(const char *name, char *buf, size_t size) {
     return buf;
 }
 
-static void write_bytes(const char *path, const uint8_t *data, size_t n, bool gz) {
+/* Writes data to path, plain or as one gzip member; append_member adds a second gzip member
+ * to an existing .gz file (a valid gzip file that zlib reads as one stream). */
+static void write_bytes_mode(const char *path, const uint8_t *data, size_t n, bool gz,
+                             bool append_member) {
     if (gz) {
-        gzFile f = gzopen(path, "wb");
+        gzFile f = gzopen(path, append_member ? "ab" : "wb");
         assert_non_null(f);
         if (n > 0) assert_int_equal(gzwrite(f, data, (unsigned)n), (int)n);
         assert_int_equal(gzclose(f), Z_OK);
@@ -34,6 +37,10 @@ static void write_bytes(const char *path, const uint8_t *data, size_t n, bool gz
         if (n > 0) assert_int_equal(fwrite(data, 1, n, f), n);
         assert_int_equal(fclose(f), 0);
     }
+}
+
+static void write_bytes(const char *path, const uint8_t *data, size_t n, bool gz) {
+    write_bytes_mode(path, data, n, gz, false);
 }
 
 /* Reads a whole file into a malloc'd buffer (caller frees). */
@@ -235,8 +242,7 @@ static void test_data_idx_bad_magic_is_format_error(void **state) {
     int dims[3] = {3, 2, 2};
     snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", dir);
     write_idx(path, 0x801, 3, dims, t.pixels, 12, false);
-    assert_load_fails(SW_DATASET_FASHION_MNIST, dir, SW_SPLIT_TRAIN, SW_ERR_FORMAT, path,
-                      "magic");
+    assert_load_fails(SW_DATASET_FASHION_MNIST, dir, SW_SPLIT_TRAIN, SW_ERR_FORMAT, path, "magic");
 }
 
 /* Image data shorter than the header declares is reported as truncated, naming the file. */
@@ -279,8 +285,8 @@ static void test_data_idx_trailing_data_is_format_error(void **state) {
                       "more data than its header");
 }
 
-/* A zero dimension in the header is rejected. */
-static void test_data_idx_zero_dimension_is_format_error(void **state) {
+/* A zero dimension in the header is rejected, and so are dims too large to hold. */
+static void test_data_idx_bad_dimensions_are_format_errors(void **state) {
     (void)state;
     char dir[512], path[600];
     make_dir("idx_zero", dir, sizeof dir);
@@ -292,6 +298,16 @@ static void test_data_idx_zero_dimension_is_format_error(void **state) {
     write_idx(path, 0x803, 3, dims, NULL, 0, false);
     assert_load_fails(SW_DATASET_FASHION_MNIST, dir, SW_SPLIT_TRAIN, SW_ERR_FORMAT, path,
                       "dimension 1");
+    /* Dims whose product would not fit in memory (or in 64 bits) are refused before any
+     * allocation; the labels agree on the count so that only the size is wrong. */
+    const int huge = 1 << 30;
+    int big[3] = {huge, huge, huge};
+    write_idx(path, 0x803, 3, big, NULL, 0, false);
+    char lpath[600];
+    snprintf(lpath, sizeof lpath, "%s/train-labels-idx1-ubyte", dir);
+    write_idx(lpath, 0x801, 1, big, NULL, 0, false);
+    assert_load_fails(SW_DATASET_FASHION_MNIST, dir, SW_SPLIT_TRAIN, SW_ERR_FORMAT, "Fashion-MNIST",
+                      "header is probably corrupt");
 }
 
 /* Images and labels files that disagree on the example count are rejected, naming both. */
@@ -414,25 +430,34 @@ static void fill_record(uint8_t *rec, int label, int seed) {
     for (int p = 0; p < 3072; p++) rec[1 + p] = (uint8_t)((p * 13 + seed) % 256);
 }
 
-/* Writes `count` records to dir/name; record r gets label (base + r) % 10 and seed base + r. */
-static void write_cifar_file(const char *dir, const char *name, int base, int count, bool gz) {
+/* Writes `count` records to dir/name; record r gets label (base + r) % 10 and seed base + r.
+ * With append, they become a further gzip member of an existing dir/name.gz. */
+static void write_cifar_file_mode(const char *dir, const char *name, int base, int count, bool gz,
+                                  bool append) {
     uint8_t *buf = malloc((size_t)count * REC);
     assert_non_null(buf);
     for (int r = 0; r < count; r++) fill_record(buf + (size_t)r * REC, (base + r) % 10, base + r);
     char path[600];
     snprintf(path, sizeof path, "%s/%s%s", dir, name, gz ? ".gz" : "");
-    write_bytes(path, buf, (size_t)count * REC, gz);
+    write_bytes_mode(path, buf, (size_t)count * REC, gz, append);
     free(buf);
 }
 
-/* A full synthetic CIFAR-10 folder: 5 training files of 2 records, a gz test file of 3. */
+static void write_cifar_file(const char *dir, const char *name, int base, int count, bool gz) {
+    write_cifar_file_mode(dir, name, base, count, gz, false);
+}
+
+/* A full synthetic CIFAR-10 folder: 5 training files of 2 records, and a gz test file of 3
+ * records in two gzip members (2 + 1), whose trailer (the last member's size) understates the
+ * content, so the reader must grow past its estimate. */
 static void write_cifar_folder(const char *dir) {
     char name[32];
     for (int f = 0; f < 5; f++) {
         snprintf(name, sizeof name, "data_batch_%d.bin", f + 1);
         write_cifar_file(dir, name, 2 * f, 2, false);
     }
-    write_cifar_file(dir, "test_batch.bin", 100, 3, true);
+    write_cifar_file(dir, "test_batch.bin", 100, 2, true);
+    write_cifar_file_mode(dir, "test_batch.bin", 102, 1, true, true);
 }
 
 static void assert_cifar_example(const sw_dataset *ds, int i, int label, int seed) {
@@ -487,8 +512,8 @@ static void test_data_cifar_errors_name_the_file(void **state) {
     assert_load_fails(SW_DATASET_CIFAR10, NULL, SW_SPLIT_TRAIN, SW_ERR_ARG, "--data",
                       "data_batch_1.bin");
     make_dir("cifar_bad", dir, sizeof dir);
-    assert_load_fails(SW_DATASET_CIFAR10, dir, SW_SPLIT_TRAIN, SW_ERR_NOT_FOUND,
-                      "data_batch_1.bin", "--data");
+    assert_load_fails(SW_DATASET_CIFAR10, dir, SW_SPLIT_TRAIN, SW_ERR_NOT_FOUND, "data_batch_1.bin",
+                      "--data");
     write_cifar_folder(dir);
 
     snprintf(path, sizeof path, "%s/data_batch_3.bin", dir);
@@ -780,8 +805,8 @@ static void test_data_loader_crop_shifts_with_zero_padding(void **state) {
                 for (int i = 0; i < h; i++)
                     for (int j = 0; j < w; j++) {
                         int y = i + sy, x = j + sx;
-                        float want = y >= 0 && y < h && x >= 0 && x < w ? ds->images[y * w + x]
-                                                                        : pad;
+                        float want =
+                            y >= 0 && y < h && x >= 0 && x < w ? ds->images[y * w + x] : pad;
                         ok &= b.x.data[i * w + j] == want;
                     }
                 if (ok) {
@@ -843,7 +868,7 @@ int main(void) {
         cmocka_unit_test(test_data_idx_bad_magic_is_format_error),
         cmocka_unit_test(test_data_idx_truncated_images_is_format_error),
         cmocka_unit_test(test_data_idx_trailing_data_is_format_error),
-        cmocka_unit_test(test_data_idx_zero_dimension_is_format_error),
+        cmocka_unit_test(test_data_idx_bad_dimensions_are_format_errors),
         cmocka_unit_test(test_data_idx_count_mismatch_is_format_error),
         cmocka_unit_test(test_data_idx_label_out_of_range_is_format_error),
         cmocka_unit_test(test_data_idx_missing_fashion_names_file_and_package),

@@ -134,7 +134,7 @@ typedef struct rec_hook {
     float extra_value, extra_grad;
     long after_steps[8]; /* st->step seen by after_step */
     int n_after;
-    double term;         /* value of this hook's loss term; 0 = none */
+    double term; /* value of this hook's loss term; 0 = none */
     sw_train_hooks hooks;
 } rec_hook;
 
@@ -292,8 +292,8 @@ static void test_evaluator_hooks_nesting_order(void **state) {
 typedef struct limit_case {
     long max_steps;
     int max_epochs;
-    long steps;  /* expected optimizer steps */
-    int epochs;  /* expected EPOCH events */
+    long steps; /* expected optimizer steps */
+    int epochs; /* expected EPOCH events */
 } limit_case;
 
 /* max_steps and max_epochs: whichever comes first; negative = unset; a partial last epoch
@@ -415,7 +415,7 @@ static void test_evaluator_poll_stops_at_step_boundary(void **state) {
 
 typedef struct nan_step {
     int calls;
-    int nan_at; /* 1-based call that returns NaN */
+    int nan_at;          /* 1-based call that returns NaN */
     float snapshot[256]; /* parameters after the last good update */
 } nan_step;
 
@@ -498,8 +498,8 @@ static void test_evaluator_step_equals_manual_loop(void **state) {
     assert_int_equal(sw_tensor_init(&dlogits, &ds_shape), SW_OK);
     sw_optim opt;
     assert_int_equal(sw_optim_init(&opt, &c.optim), SW_OK);
-    assert_int_equal(sw_optim_add_group(&opt, ref->param_data, ref->grad_data,
-                                        ref->n_param_floats), SW_OK);
+    assert_int_equal(sw_optim_add_group(&opt, ref->param_data, ref->grad_data, ref->n_param_floats),
+                     SW_OK);
     for (int k = 0; k < 3; k++) {
         sw_optim_zero_grad(&opt);
         const sw_tensor *logits;
@@ -541,8 +541,7 @@ static void test_evaluator_cosine_spans_planned_steps(void **state) {
     event_log *log = calloc(1, sizeof *log);
     assert_int_equal(sw_metric_bus_add(&ev.bus, log_event, log), SW_OK);
     assert_int_equal(sw_evaluator_train(&ev, m, -1, 2), SW_OK); /* 6 steps, T = 4 */
-    double want[6] = {0.05, 0.1, 0.1, 0.05 * (1 + cos(M_PI / 4)), 0.05,
-                      0.05 * (1 - cos(M_PI / 4))};
+    double want[6] = {0.05, 0.1, 0.1, 0.05 * (1 + cos(M_PI / 4)), 0.05, 0.05 * (1 - cos(M_PI / 4))};
     int k = 0;
     for (int i = 0; i < log->n; i++) {
         if (log->ev[i].kind != SW_METRIC_STEP) continue;
@@ -555,6 +554,50 @@ static void test_evaluator_cosine_spans_planned_steps(void **state) {
     /* The evaluator's own configuration is untouched (total_steps still 0). */
     assert_int_equal(ev.cfg.lr.total_steps, 0);
     free(log);
+    sw_evaluator_deinit(&ev);
+    sw_model_free(m);
+    sw_dataset_free(ds);
+}
+
+/* ---- memory ------------------------------------------------------------------------------- */
+
+typedef struct memory_probe {
+    int n;
+    size_t arena_capacity[32];
+    const float *batch_data[32];
+    const float *dlogits_data[32];
+} memory_probe;
+
+static sw_status probe_memory(void *ctx, sw_train_state *st) {
+    memory_probe *p = ctx;
+    if (p->n == 32) return SW_OK;
+    p->arena_capacity[p->n] = st->model->arena.capacity;
+    p->batch_data[p->n] = st->batch->x.data;
+    p->dlogits_data[p->n] = st->dlogits->data;
+    p->n++;
+    return SW_OK;
+}
+
+/* The steady-state loop reuses its memory: from the third step on (after the arena's warm-up
+ * merge) the model arena does not grow, and the batch and logits-gradient buffers are the same
+ * ones every step, across epoch boundaries and the smaller last batch. */
+static void test_evaluator_steady_state_reuses_memory(void **state) {
+    (void)state;
+    sw_dataset *ds = make_dataset(30, 12); /* batches of 8: 8, 8, 8, 6 */
+    sw_model *m = make_mlp(13, true);
+    sw_train_config c = plain_config(8, 0.05f);
+    sw_evaluator ev;
+    assert_int_equal(sw_evaluator_init(&ev, ds, NULL, &c), SW_OK);
+    memory_probe probe = {0};
+    sw_train_hooks h = {.ctx = &probe, .name = "probe", .after_step = probe_memory};
+    assert_int_equal(sw_evaluator_add_hooks(&ev, &h), SW_OK);
+    assert_int_equal(sw_evaluator_train(&ev, m, -1, 3), SW_OK);
+    assert_int_equal(probe.n, 12);
+    for (int k = 2; k < probe.n; k++) {
+        assert_int_equal(probe.arena_capacity[k], probe.arena_capacity[1]);
+        assert_ptr_equal(probe.batch_data[k], probe.batch_data[0]);
+        assert_ptr_equal(probe.dlogits_data[k], probe.dlogits_data[0]);
+    }
     sw_evaluator_deinit(&ev);
     sw_model_free(m);
     sw_dataset_free(ds);
@@ -725,6 +768,7 @@ int main(void) {
         cmocka_unit_test(test_evaluator_nan_loss_stops),
         cmocka_unit_test(test_evaluator_step_equals_manual_loop),
         cmocka_unit_test(test_evaluator_cosine_spans_planned_steps),
+        cmocka_unit_test(test_evaluator_steady_state_reuses_memory),
         cmocka_unit_test(test_evaluator_deterministic_given_seed),
         cmocka_unit_test(test_evaluator_evaluate_accuracy_and_mode),
         cmocka_unit_test(test_evaluator_fashion_mnist_learns),

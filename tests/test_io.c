@@ -399,8 +399,8 @@ static void test_io_header_byte_flips(void **state) {
     size_t size;
     unsigned char *full = small_file(&size);
     size_t header_end = size - (sizeof small_f32 + sizeof small_i64 + sizeof small_u8 + 4);
-    static const unsigned char values[] = {0x00, 0x01, 0x20, '"', '[', ']', '{', '}', ',', ':',
-                                           '-', '9', 'e', '.', 0x7f, 0x80, 0xc3, 0xff};
+    static const unsigned char values[] = {0x00, 0x01, 0x20, '"', '[', ']',  '{',  '}',  ',',
+                                           ':',  '-',  '9',  'e', '.', 0x7f, 0x80, 0xc3, 0xff};
     int accepted = 0, rejected = 0;
     for (size_t i = 0; i < header_end; i++) {
         for (size_t v = 0; v < sizeof values; v++) {
@@ -469,14 +469,14 @@ static void test_io_rejects_bad_entries(void **state) {
     expect_header_fail("{\"w\": 3}", 0, SW_ERR_FORMAT, "tensor \"w\": the entry is not a JSON");
     expect_header_fail("{\"w\": {\"shape\": [1], \"data_offsets\": [0, 4]}}", 4, SW_ERR_FORMAT,
                        "tensor \"w\": no \"dtype\"");
-    expect_header_fail("{\"w\": {\"dtype\": \"F32\", \"data_offsets\": [0, 4]}}", 4,
-                       SW_ERR_FORMAT, "tensor \"w\": no \"shape\"");
+    expect_header_fail("{\"w\": {\"dtype\": \"F32\", \"data_offsets\": [0, 4]}}", 4, SW_ERR_FORMAT,
+                       "tensor \"w\": no \"shape\"");
     expect_header_fail("{\"w\": {\"dtype\": \"F32\", \"shape\": [1]}}", 4, SW_ERR_FORMAT,
                        "tensor \"w\": no \"data_offsets\"");
     expect_header_fail("{\"w\": {\"dtype\": 4, \"shape\": [1], \"data_offsets\": [0, 4]}}", 4,
                        SW_ERR_FORMAT, "\"dtype\" is not a string");
-    expect_header_fail("{\"w\": {\"dtype\": \"F32\", \"shape\": 1, \"data_offsets\": [0, 4]}}",
-                       4, SW_ERR_FORMAT, "\"shape\" is not an array");
+    expect_header_fail("{\"w\": {\"dtype\": \"F32\", \"shape\": 1, \"data_offsets\": [0, 4]}}", 4,
+                       SW_ERR_FORMAT, "\"shape\" is not an array");
     expect_header_fail("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0]}}", 4,
                        SW_ERR_FORMAT, "\"data_offsets\" is not [begin, end]");
     expect_header_fail("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], "
@@ -500,10 +500,10 @@ static void test_io_rejects_bad_entries(void **state) {
  * dimensions, too many dimensions, a product that overflows. */
 static void test_io_rejects_bad_dtype_and_shape(void **state) {
     (void)state;
-    expect_header_fail("{\"w\": {\"dtype\": \"F33\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
-                       4, SW_ERR_FORMAT, "tensor \"w\": unknown dtype \"F33\"");
-    expect_header_fail("{\"w\": {\"dtype\": \"U32\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
-                       4, SW_ERR_UNSUPPORTED, "\"U32\" is valid safetensors but");
+    expect_header_fail("{\"w\": {\"dtype\": \"F33\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 4,
+                       SW_ERR_FORMAT, "tensor \"w\": unknown dtype \"F33\"");
+    expect_header_fail("{\"w\": {\"dtype\": \"U32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 4,
+                       SW_ERR_UNSUPPORTED, "\"U32\" is valid safetensors but");
     expect_header_fail("{\"w\": {\"dtype\": \"F32\", \"shape\": [-1], "
                        "\"data_offsets\": [0, 4]}}",
                        4, SW_ERR_FORMAT, "dimension 0 of \"shape\" is not a non-negative");
@@ -536,7 +536,8 @@ static void test_io_rejects_bad_offsets(void **state) {
                        "needs 800 bytes");
     expect_header_fail("{\"w\": {\"dtype\": \"F32\", \"shape\": [200], "
                        "\"data_offsets\": [0, 800]}}",
-                       400, SW_ERR_FORMAT, "tensor \"w\": data_offsets [0, 800] run past the "
+                       400, SW_ERR_FORMAT,
+                       "tensor \"w\": data_offsets [0, 800] run past the "
                        "data section (400 bytes)");
     expect_header_fail("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], "
                        "\"data_offsets\": [8, 4]}}",
@@ -560,18 +561,19 @@ static void test_io_rejects_overlap_and_holes(void **state) {
     expect_header_fail("{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
                        " \"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [8, 12]}}",
                        12, SW_ERR_FORMAT, "data bytes [4, 8) belong to no tensor");
-    expect_header_fail("{\"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}",
-                       8, SW_ERR_FORMAT, "data bytes [0, 4) belong to no tensor");
-    expect_header_fail("{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
-                       9, SW_ERR_FORMAT, "the data section has 9 bytes but the tensors cover "
+    expect_header_fail("{\"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}", 8,
+                       SW_ERR_FORMAT, "data bytes [0, 4) belong to no tensor");
+    expect_header_fail("{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 9,
+                       SW_ERR_FORMAT,
+                       "the data section has 9 bytes but the tensors cover "
                        "only 4");
     expect_header_fail("{}", 3, SW_ERR_FORMAT, "lists no tensors but 3 data bytes");
     /* Out of header order is fine as long as the ranges tile. */
     size_t size;
-    unsigned char *b = make_file(
-        "{\"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]},"
-        " \"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
-        8, &size);
+    unsigned char *b =
+        make_file("{\"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]},"
+                  " \"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+                  8, &size);
     sw_safetensors *st = parse_ok(b, size);
     assert_string_equal(st->entries[0].name, "b"); /* header order is kept */
     sw_safetensors_free(st);
@@ -752,8 +754,7 @@ static void test_io_golden_linear_bias(void **state) {
     for (int r = 0; r < n; r++) {
         for (int o = 0; o < out; o++) {
             double acc = b.data[o];
-            for (int i = 0; i < in; i++)
-                acc += (double)x.data[r * in + i] * w.data[o * in + i];
+            for (int i = 0; i < in; i++) acc += (double)x.data[r * in + i] * w.data[o * in + i];
             want[r * out + o] = (float)acc;
         }
     }
@@ -1091,7 +1092,7 @@ static void expect_arch_fail(const char *json, sw_status status, const char *wan
     assert_null(m);
 }
 
-#define LIN(name, in, extra) \
+#define LIN(name, in, extra)                                                                       \
     "{\"name\": \"" name "\", \"type\": \"Linear\", \"inputs\": [\"" in "\"], " extra "}"
 #define ARCH(nodes) "{\"input_shape\": [4], \"nodes\": [" nodes "]}"
 
@@ -1105,9 +1106,9 @@ static void test_io_model_arch_errors(void **state) {
     expect_arch_fail("{\"nodes\": [", F, "not valid JSON");
     expect_arch_fail("{\"input_shape\": [4], \"nodes\": [], \"x\": 1}", F, "unknown key \"x\"");
     expect_arch_fail("{\"input_shape\": [4], \"nodes\": []}", F, "non-empty array");
-    expect_arch_fail("{\"nodes\": [" LIN("a", "input", "\"in_features\": 4, \"out_features\": 2")
-                     "]}",
-                     F, "\"input_shape\" must be an array");
+    expect_arch_fail(
+        "{\"nodes\": [" LIN("a", "input", "\"in_features\": 4, \"out_features\": 2") "]}", F,
+        "\"input_shape\" must be an array");
     expect_arch_fail("{\"input_shape\": [1, 2, 3, 4], \"nodes\": [1]}", F, "1 to 3 dimensions");
     expect_arch_fail("{\"input_shape\": [0], \"nodes\": [1]}", F, "\"input_shape\"[0]");
     expect_arch_fail("{\"input_shape\": [4096, 4096, 8], \"nodes\": [1]}", F,
@@ -1115,12 +1116,17 @@ static void test_io_model_arch_errors(void **state) {
     expect_arch_fail(ARCH("3"), F, "node 0 is not an object");
     expect_arch_fail(ARCH("{\"type\": \"ReLU\", \"inputs\": [\"input\"]}"), F,
                      "node 0 has no \"name\" string");
+    char long_name[400];
+    snprintf(long_name, sizeof long_name,
+             ARCH("{\"name\": \"%0300d\", \"type\": \"ReLU\", \"inputs\": [\"input\"]}"), 7);
+    expect_arch_fail(long_name, F, "node 0: the name is longer than 256 bytes");
     expect_arch_fail(ARCH("{\"name\": \"r\", \"inputs\": [\"input\"]}"), F,
                      "node 0 (\"r\"): no \"type\" string");
     expect_arch_fail(ARCH("{\"name\": \"r\", \"type\": \"Lineer\", \"inputs\": [\"input\"]}"), F,
                      "node 0 (\"r\"): unknown layer type \"Lineer\"");
-    expect_arch_fail(ARCH(LIN("a", "input", "\"in_features\": 4, \"out_features\": 2, "
-                                            "\"kernal_size\": 3")),
+    expect_arch_fail(ARCH(LIN("a", "input",
+                              "\"in_features\": 4, \"out_features\": 2, "
+                              "\"kernal_size\": 3")),
                      F, "node 0 (\"a\"): unknown key \"kernal_size\" for a Linear");
     expect_arch_fail(ARCH(LIN("a", "input", "\"in_features\": 4")), F,
                      "node 0 (\"a\"): missing \"out_features\"");
@@ -1132,8 +1138,9 @@ static void test_io_model_arch_errors(void **state) {
                      "\"in_features\" must be an integer");
     expect_arch_fail(ARCH(LIN("a", "input", "\"in_features\": 4, \"out_features\": 1e10")), F,
                      "\"out_features\" must be an integer");
-    expect_arch_fail(ARCH(LIN("a", "input", "\"in_features\": 4, \"out_features\": 2, "
-                                            "\"bias\": 1")),
+    expect_arch_fail(ARCH(LIN("a", "input",
+                              "\"in_features\": 4, \"out_features\": 2, "
+                              "\"bias\": 1")),
                      F, "\"bias\" must be true or false");
     expect_arch_fail(ARCH("{\"name\": \"d\", \"type\": \"Dropout\", \"inputs\": [\"input\"], "
                           "\"p\": 1e300}"),
@@ -1148,7 +1155,8 @@ static void test_io_model_arch_errors(void **state) {
     expect_arch_fail("{\"input_shape\": [1, 4, 4], \"nodes\": [{\"name\": \"c\", \"type\": "
                      "\"Conv2d\", \"inputs\": [\"input\"], \"in_channels\": 1, "
                      "\"out_channels\": 1, \"kernel_size\": [3, 100000]}]}",
-                     F, "\"kernel_size\" must be an integer or [height, width] of integers in "
+                     F,
+                     "\"kernel_size\" must be an integer or [height, width] of integers in "
                      "[1, 4096]");
     /* Inputs: missing, empty, not strings, unknown, later (a cycle), too many. */
     expect_arch_fail(ARCH("{\"name\": \"r\", \"type\": \"ReLU\"}"), F,
@@ -1171,8 +1179,8 @@ static void test_io_model_arch_errors(void **state) {
     /* Checks of the graph itself come through with the node named. */
     expect_arch_fail(ARCH(LIN("a", "input", "\"in_features\": 7, \"out_features\": 2")),
                      SW_ERR_SHAPE, "\"a\"");
-    expect_arch_fail(ARCH(LIN("a", "input", "\"in_features\": 4, \"out_features\": 2") ","
-                          LIN("a", "a", "\"in_features\": 2, \"out_features\": 2")),
+    expect_arch_fail(ARCH(LIN("a", "input", "\"in_features\": 4, \"out_features\": 2") "," LIN(
+                         "a", "a", "\"in_features\": 2, \"out_features\": 2")),
                      SW_ERR_ARG, "already used");
     expect_arch_fail(ARCH("{\"name\": \"r\", \"type\": \"ReLU\", \"inputs\": [\"input\", "
                           "\"input\"]}"),
@@ -1185,14 +1193,18 @@ static void test_io_model_arch_errors(void **state) {
                      "\"Conv2d\", \"inputs\": [\"input\"], \"in_channels\": 1, "
                      "\"out_channels\": 2, \"kernel_size\": 1}]}",
                      F, "node 0 (\"c\"): the output has more than 67108864 elements");
+    expect_arch_fail(ARCH(LIN("a", "input", "\"in_features\": 4, \"out_features\": 2") "," LIN(
+                         "b", "a",
+                         "\"in_features\": 16777216, "
+                         "\"out_features\": 16777216")),
+                     F, "node 1 (\"b\"): the model would have more than 67108864 parameters");
 }
 
 /* A model file rebuilt with some change: the original's metadata with `key` set to `value`
  * (unless NULL), without tensor `drop`, with `add` (a 1-element F32 tensor) appended, and
  * `retype` stored as F64. Returns the file's bytes. */
-static unsigned char *remake(const char *path, const char *key, const char *value,
-                             const char *drop, const char *add_name, const char *retype,
-                             size_t *size) {
+static unsigned char *remake(const char *path, const char *key, const char *value, const char *drop,
+                             const char *add_name, const char *retype, size_t *size) {
     sw_safetensors *st = NULL;
     assert_int_equal(sw_safetensors_read_file(path, &st), SW_OK);
     sw_st_writer *w = NULL;
@@ -1211,9 +1223,9 @@ static unsigned char *remake(const char *path, const char *key, const char *valu
                              SW_OK);
             continue;
         }
-        assert_int_equal(sw_st_writer_add(w, e->name, e->dtype, e->ndim, e->shape,
-                                          sw_safetensors_data(st, e)),
-                         SW_OK);
+        assert_int_equal(
+            sw_st_writer_add(w, e->name, e->dtype, e->ndim, e->shape, sw_safetensors_data(st, e)),
+            SW_OK);
     }
     static const float one = 1.0f;
     const int64_t s1[1] = {1};

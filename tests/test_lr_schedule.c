@@ -83,10 +83,8 @@ static void test_lr_schedule_names(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lr_schedule_constant),
-        cmocka_unit_test(test_lr_schedule_step_decay),
-        cmocka_unit_test(test_lr_schedule_cosine),
-        cmocka_unit_test(test_lr_schedule_warmup),
+        cmocka_unit_test(test_lr_schedule_constant), cmocka_unit_test(test_lr_schedule_step_decay),
+        cmocka_unit_test(test_lr_schedule_cosine),   cmocka_unit_test(test_lr_schedule_warmup),
         cmocka_unit_test(test_lr_schedule_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -282,9 +282,8 @@ static sw_param *model_param(sw_model *m, const char *name) {
 
 /* Sets every weight and bias from param_streams (the metadata), as the fixture's torch run did. */
 static void init_from_streams(sw_model *m, const sw_safetensors *st) {
-    static const char *const names[] = {"conv1.weight", "conv1.bias", "conv2.weight",
-                                        "conv2.bias",   "fc1.weight", "fc1.bias",
-                                        "fc2.weight",   "fc2.bias"};
+    static const char *const names[] = {"conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
+                                        "fc1.weight",   "fc1.bias",   "fc2.weight",   "fc2.bias"};
     uint32_t seed = (uint32_t)meta_number(st, "param_seed");
     const char *streams = sw_safetensors_meta(st, "param_streams");
     assert_non_null(streams);
@@ -362,10 +361,9 @@ static void check_fc1_summary(const sw_tensor *w, const sw_safetensors *st, cons
 
 static void check_step_params(sw_model *m, const sw_safetensors *st, int k, size_t stride) {
     static const char *const names[] = {
-        "conv1.weight",     "conv1.bias",      "bn1.weight",       "bn1.bias",
-        "bn1.running_mean", "bn1.running_var", "conv2.weight",     "conv2.bias",
-        "bn2.weight",       "bn2.bias",        "bn2.running_mean", "bn2.running_var",
-        "fc1.bias",         "fc2.weight",      "fc2.bias"};
+        "conv1.weight",     "conv1.bias",      "bn1.weight", "bn1.bias",   "bn1.running_mean",
+        "bn1.running_var",  "conv2.weight",    "conv2.bias", "bn2.weight", "bn2.bias",
+        "bn2.running_mean", "bn2.running_var", "fc1.bias",   "fc2.weight", "fc2.bias"};
     char key[96], prefix[16];
     snprintf(prefix, sizeof prefix, "step%d", k);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {

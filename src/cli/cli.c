@@ -17,6 +17,10 @@ static const sw_command commands[] = {
     {"eval", sw_cmd_eval, "test accuracy of a model file"},
     {"info", sw_cmd_info, "module tree with types, shapes, parameters and FLOPs"},
     {"bench", sw_cmd_bench, "training throughput and inference latency"},
+    {"tui", sw_cmd_tui, "the workbench: explore, train and compress in a terminal UI"},
+    {"run", sw_cmd_run, "run a Lua recipe (recipes/*.lua; docs/LUA.md)"},
+    {"speedup", sw_cmd_speedup, "shrink a pruned model for real: masks in, smaller model out"},
+    {"fuse", sw_cmd_fuse, "prune with a fused distiller (or fine-tune), export the masks"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

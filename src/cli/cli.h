@@ -25,6 +25,10 @@ int sw_cmd_train(int argc, char **argv);
 int sw_cmd_eval(int argc, char **argv);
 int sw_cmd_info(int argc, char **argv);
 int sw_cmd_bench(int argc, char **argv);
+int sw_cmd_tui(int argc, char **argv);
+int sw_cmd_run(int argc, char **argv);
+int sw_cmd_speedup(int argc, char **argv);
+int sw_cmd_fuse(int argc, char **argv);
 
 /* Prints "shrinkwrap: error: <context>: <last library message>" to stderr; returns 1. */
 int sw_cli_report(const char *context);

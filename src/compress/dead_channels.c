@@ -1,4 +1,4 @@
-/* dead_channels.c - dead-channel propagation and the derived output masks. */
+/* dead_channels.c - dead-channel propagation and the derived parameter masks. */
 #include "dead_channels.h"
 
 #include <stdlib.h>
@@ -6,8 +6,8 @@
 
 #include "mask_transform.h"
 
-/* Per node: output channel count, liveness, and the compact mask [1, C, 1, ...] the derived
- * transform borrows (its data is `alive`). */
+/* Per node: output channel count, liveness, and the same liveness viewed as a [C] tensor
+ * that the derived parameter masks borrow. */
 struct sw_dead_channels {
     int n_nodes;
     int *n_ch;
@@ -26,6 +26,7 @@ void sw_dead_channels_clear(sw_wrapper_set *ws) {
     ws->dead = NULL;
 }
 
+/* Allocated on the first refresh: a set that never prunes carries none of this. */
 static sw_status ensure_state(sw_wrapper_set *ws) {
     if (ws->dead) return SW_OK;
     int n = ws->n_wrappers;
@@ -43,11 +44,9 @@ static sw_status ensure_state(sw_wrapper_set *ws) {
         d->n_ch[i] = c;
         d->alive[i] = malloc((size_t)c * sizeof(float));
         if (!d->alive[i]) goto nomem;
-        /* [1, C, 1, ...]: broadcasts over the sample's trailing dims. */
-        sw_shape v = {.ndim = s->ndim + 1};
-        v.dims[0] = 1;
-        for (int k = 0; k < s->ndim; k++) v.dims[k + 1] = k == 0 ? c : 1;
-        if (s->ndim == 0) v = sw_shape_2d(1, 1);
+        /* [C]: the shape of a Conv2d/Linear bias and of a BatchNorm's scale and shift, the
+         * parameters the derived masks act on. */
+        sw_shape v = sw_shape_1d(c);
         d->view[i] = sw_tensor_view(d->alive[i], &v);
     }
     return SW_OK;
@@ -62,19 +61,22 @@ const float *sw_dead_channels_alive(const sw_wrapper_set *ws, int node, int *n) 
     return ws->dead->alive[node];
 }
 
-/* The derived transform on a node's output, or NULL. */
-static sw_transform *find_derived(sw_wrapper_set *ws, int node) {
-    sw_target *t = sw_wrapper_target(&ws->wrappers[node], "_output_0");
+/* The derived transform on target `name` of a node, or NULL. */
+static sw_transform *find_derived(sw_wrapper_set *ws, int node, const char *name) {
+    sw_target *t = sw_wrapper_target(&ws->wrappers[node], name);
+    if (!t) return NULL;
     for (int j = 0; j < t->n_tf; j++)
         if (t->tf[j]->owner == (const void *)ws) return t->tf[j];
     return NULL;
 }
 
+/* Derived masks live only on Conv2d/Linear biases and BatchNorm scales/shifts. */
 static void remove_all_derived(sw_wrapper_set *ws) {
-    for (int i = 0; i < ws->n_wrappers; i++) {
-        sw_transform *tf = find_derived(ws, i);
-        if (tf) sw_wrapper_set_detach(ws, tf);
-    }
+    for (int i = 0; i < ws->n_wrappers; i++)
+        for (int k = 0; k < 2; k++) {
+            sw_transform *tf = find_derived(ws, i, k ? "weight" : "bias");
+            if (tf) sw_wrapper_set_detach(ws, tf);
+        }
 }
 
 /* zero[c] = 1 when every value of channel c of a per-sample mask [C, ...] is 0. */
@@ -105,6 +107,8 @@ static sw_status target_zero(sw_wrapper_set *ws, sw_target *t, int c_n, unsigned
     return SW_OK;
 }
 
+/* Layers that map a zero channel to a zero channel (pools: a window of zeros has max and mean
+ * zero; padding only pads with zeros or -inf around them). */
 static bool zero_preserving(sw_layer_kind k) {
     return k == SW_LAYER_RELU || k == SW_LAYER_RELU6 || k == SW_LAYER_MAXPOOL2D ||
            k == SW_LAYER_AVGPOOL2D || k == SW_LAYER_GLOBAL_AVGPOOL || k == SW_LAYER_DROPOUT ||
@@ -204,6 +208,7 @@ static sw_status compute_node(sw_wrapper_set *ws, int i, unsigned char *dead, un
     return SW_OK;
 }
 
+/* One pass in node order (a topological order): every node's inputs are decided before it. */
 sw_status sw_dead_channels_refresh(sw_wrapper_set *ws) {
     if (!ws->zero_downstream) {
         remove_all_derived(ws);
@@ -220,13 +225,24 @@ sw_status sw_dead_channels_refresh(sw_wrapper_set *ws) {
         bool needs = false;
         st = compute_node(ws, i, buf, buf + max_c, buf + 2 * max_c, &needs);
         if (st != SW_OK) break;
-        sw_transform *tf = find_derived(ws, i);
-        if (needs && !tf)
-            st = sw_mask_attach(ws, i, "_output_0", &ws->dead->view[i], SW_APPLY_MUL, ws, NULL);
-        else if (needs && tf)
-            st = sw_mask_refresh(tf);
-        else if (!needs && tf)
-            sw_wrapper_set_detach(ws, tf);
+        /* Where a dead channel is not zero by itself, zero its parameters: a Conv2d/Linear
+         * bias, a BatchNorm's scale and shift (0 * x_hat + 0 is exactly 0 in both modes, and
+         * the masked parameters pass no gradient, as an output mask would). Parameter masks of
+         * [C] floats cost nothing next to masking a [N, C, H, W] activation twice a step. */
+        sw_layer_kind kind = ws->model->nodes[i].layer->kind;
+        bool bn = kind == SW_LAYER_BATCHNORM2D || kind == SW_LAYER_BATCHNORM1D;
+        for (int k = 0; k < 2 && st == SW_OK; k++) {
+            const char *name = k ? "weight" : "bias";
+            if (k == 1 && !bn) continue;
+            if (!sw_wrapper_target(&ws->wrappers[i], name)) continue;
+            sw_transform *tf = find_derived(ws, i, name);
+            if (needs && !tf)
+                st = sw_mask_attach(ws, i, name, &ws->dead->view[i], SW_APPLY_MUL, ws, NULL);
+            else if (needs && tf)
+                st = sw_mask_refresh(tf);
+            else if (!needs && tf)
+                sw_wrapper_set_detach(ws, tf);
+        }
     }
     free(buf);
     return st;

@@ -14,10 +14,15 @@
  * decided by their own masks only.
  *
  * Where a dead channel would not be zero by itself (a Conv2d/Linear whose bias survives, a
- * BatchNorm whose shift survives) the wrapper set attaches its own output mask (owner = the
- * set, stage SW_STAGE_PRUNE). These *derived* masks are recomputed whenever masks change,
- * baked into the weights at unwrap like any other mask, and are not part of get_masks():
- * they are a consequence of the masks, recomputed when a masks file is loaded.
+ * BatchNorm whose shift survives, or whose input channel is dead: in eval mode BatchNorm maps 0
+ * to beta - gamma * mean / std) the wrapper set attaches its own masks (owner = the set, stage
+ * SW_STAGE_PRUNE) on that channel's parameters: the bias of a Conv2d/Linear, the scale and
+ * shift of a BatchNorm. 0 * x_hat + 0 is exactly zero in training and in eval mode, and masked
+ * parameters pass no gradient back, just as an output mask would, for the price of masking [C]
+ * floats instead of a whole [N, C, H, W] activation. These *derived* masks are recomputed
+ * whenever masks change, baked into the weights at unwrap like any other mask, and are not
+ * part of get_masks(): they are a consequence of the masks, recomputed when a masks file is
+ * loaded.
  */
 #ifndef SW_COMPRESS_DEAD_CHANNELS_H
 #define SW_COMPRESS_DEAD_CHANNELS_H
@@ -25,7 +30,7 @@
 #include "wrapper.h"
 
 /* Recomputes dead channels from the masks in effect and installs, updates or removes the
- * derived output masks. A no-op that removes derived masks when ws->zero_downstream is off.
+ * derived parameter masks. A no-op that removes derived masks when ws->zero_downstream is off.
  * Called by pruners after every mask update and by detach. */
 sw_status sw_dead_channels_refresh(sw_wrapper_set *ws);
 

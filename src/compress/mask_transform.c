@@ -1,4 +1,9 @@
-/* mask_transform.c - mask forward/backward and broadcasting of compact masks. */
+/* mask_transform.c - mask forward/backward and broadcasting of compact masks.
+ *
+ * Activations are masked per sample: a compact mask is broadcast once (at attach and at
+ * refresh) onto the per-sample shape, and each step multiplies sample after sample by that
+ * one expanded copy. Parameter masks already have the parameter's shape and are read in place
+ * from their owner. */
 #include "mask_transform.h"
 
 #include <stdlib.h>
@@ -7,28 +12,36 @@
 typedef struct mask_state {
     const sw_tensor *mask; /* borrowed */
     sw_apply_method method;
-    size_t n;              /* per-sample numel of the target */
-    float *expanded;       /* owned: the mask over the per-sample shape, when it is compact */
+    size_t n;        /* per-sample numel of the target */
+    float *expanded; /* owned: the mask over the per-sample shape, when it is compact */
     sw_shape sample;
 } mask_state;
 
 sw_status sw_apply_method_from_name(const char *name, sw_apply_method *out) {
-    if (strcmp(name, "mul") == 0) *out = SW_APPLY_MUL;
-    else if (strcmp(name, "add") == 0) *out = SW_APPLY_ADD;
-    else if (strcmp(name, "bypass") == 0) *out = SW_APPLY_BYPASS;
-    else return SW_FAIL(SW_ERR_NOT_FOUND, "unknown apply_method \"%s\"", name);
+    if (strcmp(name, "mul") == 0)
+        *out = SW_APPLY_MUL;
+    else if (strcmp(name, "add") == 0)
+        *out = SW_APPLY_ADD;
+    else if (strcmp(name, "bypass") == 0)
+        *out = SW_APPLY_BYPASS;
+    else
+        return SW_FAIL(SW_ERR_NOT_FOUND, "unknown apply_method \"%s\"", name);
     return SW_OK;
 }
 
 const char *sw_apply_method_name(sw_apply_method m) {
     switch (m) {
-    case SW_APPLY_MUL: return "mul";
-    case SW_APPLY_ADD: return "add";
-    case SW_APPLY_BYPASS: return "bypass";
+    case SW_APPLY_MUL:
+        return "mul";
+    case SW_APPLY_ADD:
+        return "add";
+    case SW_APPLY_BYPASS:
+        return "bypass";
     }
     return "?";
 }
 
+/* The mask over the per-sample shape: the expanded copy, or the borrowed tensor itself. */
 static const float *current(const mask_state *s) {
     return s->expanded ? s->expanded : s->mask->data;
 }
@@ -80,6 +93,7 @@ static const float *mask_values(const sw_transform *t) {
     return s->method == SW_APPLY_BYPASS ? NULL : current(s);
 }
 
+/* The borrowed mask is its owner's; only the expanded copy is ours. */
 static void mask_free(sw_transform *t) {
     mask_state *s = t->state;
     if (!s) return;
@@ -143,8 +157,8 @@ sw_status sw_mask_attach(sw_wrapper_set *ws, int node, const char *target, const
         return SW_FAIL(SW_ERR_ARG, "node index %d is not in the model", node);
     sw_target *tg = sw_wrapper_target(&ws->wrappers[node], target);
     if (!tg)
-        return SW_FAIL(SW_ERR_NOT_FOUND, "\"%s\" has no target \"%s\"",
-                       ws->model->nodes[node].name, target);
+        return SW_FAIL(SW_ERR_NOT_FOUND, "\"%s\" has no target \"%s\"", ws->model->nodes[node].name,
+                       target);
     bool expand = false;
     if (!sw_mask_shape_fits(&mask->shape, &tg->shape, tg->kind == SW_TARGET_PARAM, &expand)) {
         char a[64], b[64];
@@ -154,8 +168,8 @@ sw_status sw_mask_attach(sw_wrapper_set *ws, int node, const char *target, const
     }
     mask_state *s = calloc(1, sizeof *s);
     if (!s) return SW_FAIL(SW_ERR_NOMEM, "cannot allocate a mask transform");
-    *s = (mask_state){.mask = mask, .method = method, .n = sw_shape_numel(&tg->shape),
-                      .sample = tg->shape};
+    *s = (mask_state){
+        .mask = mask, .method = method, .n = sw_shape_numel(&tg->shape), .sample = tg->shape};
     if (expand) {
         s->expanded = malloc(s->n * sizeof(float));
         if (!s->expanded) {
@@ -164,6 +178,6 @@ sw_status sw_mask_attach(sw_wrapper_set *ws, int node, const char *target, const
         }
         sw_mask_broadcast(mask, &tg->shape, s->expanded);
     }
-    return sw_wrapper_set_attach(ws, node, target, &sw_mask_transform_ops, SW_STAGE_PRUNE, owner,
-                                 s, out);
+    return sw_wrapper_set_attach(ws, node, target, &sw_mask_transform_ops, SW_STAGE_PRUNE, owner, s,
+                                 out);
 }

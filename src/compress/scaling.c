@@ -1,4 +1,10 @@
-/* scaling.c - block shrink/expand over tensors of up to 4 dims (reference §1.4). */
+/* scaling.c - block shrink/expand over tensors of up to 4 dims (reference §1.4).
+ *
+ * NNI reshapes to [d0/k0, k0, d1/k1, k1, ...], permutes the k axes to the end and reduces the
+ * last axis. Here one loop nest over the tensor computes, for every element, its block index
+ * (row-major over the grid) and its index inside the block (row-major over the kernel dims) -
+ * the same two numbers the permutation produces - so shrink, gather and expand are each a single
+ * pass without temporary copies. */
 #include "scaling.h"
 
 #include <math.h>
@@ -13,6 +19,8 @@ sw_scaling sw_scaling_make(int n, const int *kernel, sw_scaling_pad pad_mode, in
     return s;
 }
 
+/* Front padding aligns the kernel with the trailing dims ([4, 4] tiles the last two); back
+ * padding with the leading dims ([1] then -1s: one block per output channel). */
 sw_status sw_scaling_kernel_for(const sw_scaling *s, int ndim, int kernel[SW_MAX_DIMS]) {
     if (s->n > ndim)
         return SW_FAIL(SW_ERR_SHAPE, "a block kernel of %d entries does not fit a %d-d tensor",
@@ -114,19 +122,35 @@ typedef struct shrink_ctx {
     sw_reduce reduce;
 } shrink_ctx;
 
+/* Accumulates one element into its block; MIN/MAX take the block's first element as the
+ * starting value (inner == 0), so no sentinel values are needed. */
 static void shrink_visit(void *ctx, size_t flat, size_t block, size_t inner) {
     shrink_ctx *s = ctx;
     double v = s->x[flat];
     double *a = &s->acc[block];
     switch (s->reduce) {
     case SW_REDUCE_MEAN:
-    case SW_REDUCE_SUM: *a += v; break;
-    case SW_REDUCE_L1: *a += fabs(v); break;
-    case SW_REDUCE_L2: *a += v * v; break;
-    case SW_REDUCE_MIN: *a = inner == 0 || v < *a ? v : *a; break;
-    case SW_REDUCE_MAX: *a = inner == 0 || v > *a ? v : *a; break;
-    case SW_REDUCE_ABSMAX: *a = inner == 0 || fabs(v) > *a ? fabs(v) : *a; break;
-    case SW_REDUCE_ANY: *a = (*a != 0.0 || v != 0.0) ? 1.0 : 0.0; break;
+    case SW_REDUCE_SUM:
+        *a += v;
+        break;
+    case SW_REDUCE_L1:
+        *a += fabs(v);
+        break;
+    case SW_REDUCE_L2:
+        *a += v * v;
+        break;
+    case SW_REDUCE_MIN:
+        *a = inner == 0 || v < *a ? v : *a;
+        break;
+    case SW_REDUCE_MAX:
+        *a = inner == 0 || v > *a ? v : *a;
+        break;
+    case SW_REDUCE_ABSMAX:
+        *a = inner == 0 || fabs(v) > *a ? fabs(v) : *a;
+        break;
+    case SW_REDUCE_ANY:
+        *a = (*a != 0.0 || v != 0.0) ? 1.0 : 0.0;
+        break;
     }
 }
 
@@ -184,6 +208,7 @@ sw_status sw_scaling_expand(const sw_scaling *s, const float *grid_values, const
     return SW_OK;
 }
 
+/* NNI's register_scalers: the granularity names map to fixed kernels; lists are kernels. */
 sw_status sw_granularity_scaling(const sw_granularity *g, bool is_param, bool *has_scaling,
                                  sw_scaling *out) {
     static const int one[1] = {1};
@@ -198,8 +223,9 @@ sw_status sw_granularity_scaling(const sw_granularity *g, bool is_param, bool *h
     case SW_GRANULARITY_OUT_CHANNEL:
     case SW_GRANULARITY_IN_CHANNEL:
         if (!is_param)
-            return SW_FAIL(SW_ERR_CONFIG, "granularity \"%s\" applies to parameters only; use "
-                                          "\"per_channel\" for inputs and outputs",
+            return SW_FAIL(SW_ERR_CONFIG,
+                           "granularity \"%s\" applies to parameters only; use "
+                           "\"per_channel\" for inputs and outputs",
                            g->kind == SW_GRANULARITY_OUT_CHANNEL ? "out_channel" : "in_channel");
         /* out_channel: [1] back-padded with -1; in_channel: [-1, 1] back-padded with -1. */
         if (g->kind == SW_GRANULARITY_OUT_CHANNEL)
@@ -224,16 +250,26 @@ sw_status sw_granularity_scaling(const sw_granularity *g, bool is_param, bool *h
 
 const char *sw_granularity_format(const sw_granularity *g, char *buf, size_t size) {
     switch (g->kind) {
-    case SW_GRANULARITY_DEFAULT: snprintf(buf, size, "\"default\""); break;
-    case SW_GRANULARITY_ELEMENT: snprintf(buf, size, "null"); break;
-    case SW_GRANULARITY_OUT_CHANNEL: snprintf(buf, size, "\"out_channel\""); break;
-    case SW_GRANULARITY_IN_CHANNEL: snprintf(buf, size, "\"in_channel\""); break;
-    case SW_GRANULARITY_PER_CHANNEL: snprintf(buf, size, "\"per_channel\""); break;
+    case SW_GRANULARITY_DEFAULT:
+        snprintf(buf, size, "\"default\"");
+        break;
+    case SW_GRANULARITY_ELEMENT:
+        snprintf(buf, size, "null");
+        break;
+    case SW_GRANULARITY_OUT_CHANNEL:
+        snprintf(buf, size, "\"out_channel\"");
+        break;
+    case SW_GRANULARITY_IN_CHANNEL:
+        snprintf(buf, size, "\"in_channel\"");
+        break;
+    case SW_GRANULARITY_PER_CHANNEL:
+        snprintf(buf, size, "\"per_channel\"");
+        break;
     case SW_GRANULARITY_KERNEL: {
         size_t used = (size_t)snprintf(buf, size, "[");
         for (int i = 0; i < g->kernel.n && used < size; i++)
-            used += (size_t)snprintf(buf + used, size - used, i ? ", %d" : "%d",
-                                     g->kernel.kernel[i]);
+            used +=
+                (size_t)snprintf(buf + used, size - used, i ? ", %d" : "%d", g->kernel.kernel[i]);
         if (used < size) snprintf(buf + used, size - used, "]");
         break;
     }

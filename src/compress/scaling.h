@@ -34,10 +34,10 @@ typedef enum sw_scaling_pad {
 } sw_scaling_pad;
 
 typedef struct sw_scaling {
-    int n;                     /* kernel entries given (1..SW_MAX_DIMS) */
-    int kernel[SW_MAX_DIMS];   /* k > 0 or SW_SCALING_FULL */
+    int n;                   /* kernel entries given (1..SW_MAX_DIMS) */
+    int kernel[SW_MAX_DIMS]; /* k > 0 or SW_SCALING_FULL */
     sw_scaling_pad pad_mode;
-    int pad_value;             /* what padding inserts (1 or -1 usually) */
+    int pad_value; /* what padding inserts (1 or -1 usually) */
 } sw_scaling;
 
 /* A scaling from `n` kernel entries. */
@@ -53,10 +53,10 @@ sw_status sw_scaling_grid(const sw_scaling *s, const sw_shape *shape, sw_shape *
                           size_t *block_numel);
 
 typedef enum sw_reduce {
-    SW_REDUCE_MEAN,   /* NNI's default reduce */
+    SW_REDUCE_MEAN, /* NNI's default reduce */
     SW_REDUCE_SUM,
-    SW_REDUCE_L1,     /* sum |x| */
-    SW_REDUCE_L2,     /* sqrt(sum x^2) */
+    SW_REDUCE_L1, /* sum |x| */
+    SW_REDUCE_L2, /* sqrt(sum x^2) */
     SW_REDUCE_MIN,
     SW_REDUCE_MAX,
     SW_REDUCE_ABSMAX, /* max |x| */
@@ -64,8 +64,7 @@ typedef enum sw_reduce {
 } sw_reduce;
 
 /* Reduces each block of `t` to one value: out[grid numel], grid in row-major order. */
-sw_status sw_scaling_shrink(const sw_scaling *s, const sw_tensor *t, sw_reduce reduce,
-                            double *out);
+sw_status sw_scaling_shrink(const sw_scaling *s, const sw_tensor *t, sw_reduce reduce, double *out);
 
 /* Lays the blocks of `t` out as rows: rows[b * block_numel + e] is element e (row-major inside
  * the block) of block b (row-major over the grid). For reductions that compare whole blocks

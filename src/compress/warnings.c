@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sw_warnings_init(sw_warnings *w) { *w = (sw_warnings){0}; }
+void sw_warnings_init(sw_warnings *w) {
+    *w = (sw_warnings){0};
+}
 
 void sw_warnings_clear(sw_warnings *w) {
     for (int i = 0; i < w->n; i++) free(w->items[i]);
@@ -48,7 +50,9 @@ void sw_warnings_extend(sw_warnings *w, const sw_warnings *src) {
     for (int i = 0; i < src->n; i++) push(w, strdup(src->items[i]));
 }
 
-int sw_warnings_count(const sw_warnings *w) { return w->n; }
+int sw_warnings_count(const sw_warnings *w) {
+    return w->n;
+}
 
 const char *sw_warnings_get(const sw_warnings *w, int i) {
     return i >= 0 && i < w->n ? w->items[i] : NULL;

@@ -1,4 +1,13 @@
-/* wrapper.c - the wrapper set: targets, transform chains, executor hooks, unwrap. */
+/* wrapper.c - the wrapper set: targets, transform chains, executor hooks, unwrap.
+ *
+ * Memory: everything a wrapper computes during a step (effective parameters, copies of
+ * transformed inputs, saved transform inputs, gradients of effective parameters) comes from the
+ * model's arena, which the executor resets at each forward. A wrapped training step therefore
+ * allocates nothing once the arena has grown to its peak, like a bare one.
+ *
+ * The executor keeps the io record of a node's last forward for its backward (model.h); the
+ * hooks rely on that: io->params[] and io->in[] still point at the effective tensors in
+ * backward, so a layer's backward sees exactly the values its forward used. */
 #include "wrapper.h"
 
 #include <stdio.h>
@@ -54,6 +63,8 @@ static sw_status chain_backward(sw_target *t, const sw_transform_call *call, sw_
     return SW_OK;
 }
 
+/* Parameters and inputs: run their chains and substitute the effective tensors in io. Output
+ * chains wait for after_forward. */
 static sw_status hook_before_forward(void *ctx, sw_node *node, sw_layer_io *io) {
     sw_wrapper *w = ctx;
     (void)node;
@@ -87,6 +98,7 @@ static sw_status hook_before_forward(void *ctx, sw_node *node, sw_layer_io *io) 
     return SW_OK;
 }
 
+/* Output chains, in place on the node's output: consumers read the transformed value. */
 static sw_status hook_after_forward(void *ctx, sw_node *node, sw_layer_io *io) {
     sw_wrapper *w = ctx;
     (void)node;
@@ -100,6 +112,9 @@ static sw_status hook_after_forward(void *ctx, sw_node *node, sw_layer_io *io) {
     return SW_OK;
 }
 
+/* dL/d(output') arrives in dout: the output chains map it to dL/d(output) in place before the
+ * layer sees it. Parameters with active chains get a zeroed scratch gradient so that what the
+ * layer accumulates there is exactly dL/dW' of this step, whatever the raw gradient held. */
 static sw_status hook_before_backward(void *ctx, sw_node *node, sw_layer_io *io, sw_tensor *dout,
                                       sw_tensor **dparams) {
     sw_wrapper *w = ctx;
@@ -122,6 +137,9 @@ static sw_status hook_before_backward(void *ctx, sw_node *node, sw_layer_io *io,
     return SW_OK;
 }
 
+/* dL/dW' -> dL/dW through the parameter chains, accumulated into the raw gradient (backward
+ * accumulates, by the layers' contract); this node's dL/dx' -> dL/dx through the input chains
+ * (the executor hands over this node's contribution alone and sums it afterwards). */
 static sw_status hook_after_backward(void *ctx, sw_node *node, sw_layer_io *io, sw_tensor **din,
                                      sw_tensor **dparams) {
     sw_wrapper *w = ctx;
@@ -153,6 +171,7 @@ sw_target_kind sw_target_kind_of(const char *name) {
     return SW_TARGET_PARAM;
 }
 
+/* Appends a target record; a node has at most SW_WRAPPER_MAX_TARGETS of them. */
 static void add_target(sw_wrapper *w, const char *name, sw_target_kind kind, int index,
                        const sw_shape *shape) {
     SW_ASSERT(w->n_targets < SW_WRAPPER_MAX_TARGETS);
@@ -161,6 +180,9 @@ static void add_target(sw_wrapper *w, const char *name, sw_target_kind kind, int
     snprintf(t->name, sizeof t->name, "%s", name);
 }
 
+/* The wrapper of node i: hooks bound to it (installed only while it has transforms) and one
+ * target per trainable parameter, per input, and for the output. Buffers (BatchNorm running
+ * statistics) are not targets: nothing trains or prunes them. */
 static void init_wrapper(sw_wrapper_set *ws, int i) {
     sw_model *m = ws->model;
     sw_node *node = &m->nodes[i];
@@ -210,8 +232,11 @@ sw_status sw_wrapper_set_new(sw_model *model, sw_wrapper_set **out) {
     return SW_OK;
 }
 
-void sw_wrapper_set_retain(sw_wrapper_set *ws) { ws->refs++; }
+void sw_wrapper_set_retain(sw_wrapper_set *ws) {
+    ws->refs++;
+}
 
+/* Releases a transform's state through its ops, then the record. */
 static void free_transform(sw_transform *t) {
     if (t->ops->free) t->ops->free(t);
     free(t);
@@ -254,17 +279,29 @@ sw_target *sw_wrapper_target(sw_wrapper *w, const char *name) {
     return NULL;
 }
 
+/* The zero-overhead rule: a node has hooks exactly while its wrapper has transforms. */
 static void sync_hooks(sw_wrapper *w) {
     w->set->model->nodes[w->node].hooks = w->n_tf > 0 ? &w->hooks : NULL;
+    /* Only input chains need the executor's per-node input-gradient buffers. */
+    w->hooks.transforms_inputs = false;
+    for (int k = 0; k < w->n_targets; k++)
+        if (w->targets[k].kind == SW_TARGET_INPUT && w->targets[k].n_tf > 0)
+            w->hooks.transforms_inputs = true;
 }
 
 sw_status sw_wrapper_set_attach(sw_wrapper_set *ws, int node, const char *target,
                                 const sw_transform_ops *ops, int stage, const void *owner,
                                 void *state, sw_transform **out) {
+    /* `state` is ours from here on: every failure below releases it through ops->free. */
     sw_transform tmp = {.ops = ops, .stage = stage, .owner = owner, .state = state};
     if (node < 0 || node >= ws->n_wrappers) {
         if (ops->free) ops->free(&tmp);
         return SW_FAIL(SW_ERR_ARG, "node index %d is not in the model", node);
+    }
+    if (!ops->observer && !ops->forward) {
+        if (ops->free) ops->free(&tmp);
+        return SW_FAIL(SW_ERR_ARG, "transform \"%s\" changes values but has no forward",
+                       ops->name ? ops->name : "?");
     }
     sw_wrapper *w = &ws->wrappers[node];
     sw_target *t = sw_wrapper_target(w, target);
@@ -389,6 +426,8 @@ bool sw_wrapper_set_claim(sw_wrapper_set *ws, int node, const char *target, int 
     return true;
 }
 
+/* Masks of one target combine by product (AND for 0/1 values): a mask loaded from a file, a
+ * pruner's mask and a derived mask on the same parameter all apply. */
 bool sw_target_mask(const sw_target *t, const sw_wrapper_set *ws, bool include_derived,
                     float *out) {
     size_t n = sw_shape_numel(&t->shape);
@@ -467,8 +506,7 @@ static sw_status bake_activation(sw_wrapper_set *ws, sw_wrapper *w, sw_target *t
     bool channelwise = t->shape.ndim > 0 && channel_values(mask, &t->shape, keep);
     bool out_ok = t->kind == SW_TARGET_OUTPUT && is_weighted(l->kind);
     bool in_ok = t->kind == SW_TARGET_INPUT &&
-                 ((l->kind == SW_LAYER_LINEAR && t->shape.ndim == 1) ||
-                  l->kind == SW_LAYER_CONV2D);
+                 ((l->kind == SW_LAYER_LINEAR && t->shape.ndim == 1) || l->kind == SW_LAYER_CONV2D);
     if (!channelwise || !(out_ok || in_ok)) {
         bool all_ones = true;
         size_t n = sw_shape_numel(&t->shape);
@@ -492,6 +530,9 @@ static sw_status bake_activation(sw_wrapper_set *ws, sw_wrapper *w, sw_target *t
     return SW_OK;
 }
 
+/* Bake first (every transform is still attached, so the masks read are the ones in effect),
+ * then detach everything in one sweep. Only masks are baked: fake-quantization and other
+ * transforms are simulation and leave with their chains. */
 sw_status sw_wrapper_set_unwrap(sw_wrapper_set *ws) {
     sw_status st = SW_OK;
     float *mask = NULL;

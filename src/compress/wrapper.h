@@ -99,14 +99,14 @@ struct sw_transform {
 struct sw_target {
     char name[SW_TARGET_NAME_MAX]; /* "weight", "_input_0", "_output_0" */
     sw_target_kind kind;
-    int index;          /* parameter index in the layer, or input index */
-    sw_shape shape;     /* parameters: the parameter's shape; activations: per sample */
+    int index;      /* parameter index in the layer, or input index */
+    sw_shape shape; /* parameters: the parameter's shape; activations: per sample */
     int n_tf, cap_tf;
-    sw_transform **tf;  /* owned, in execution order */
-    int n_active;       /* transforms that change the value (not observers) */
+    sw_transform **tf; /* owned, in execution order */
+    int n_active;      /* transforms that change the value (not observers) */
     /* Executor state of the step in progress (step memory from the model's arena). */
-    sw_tensor eff;      /* effective value of a parameter or input */
-    sw_tensor eff_grad; /* gradient of the effective parameter, before mapping */
+    sw_tensor eff;       /* effective value of a parameter or input */
+    sw_tensor eff_grad;  /* gradient of the effective parameter, before mapping */
     sw_tensor *raw_grad; /* where the mapped parameter gradient is accumulated */
 };
 
@@ -140,7 +140,7 @@ struct sw_wrapper_set {
      * dead_channels.h and docs/PRUNING.md. */
     bool zero_downstream;
     struct sw_dead_channels *dead; /* owned: what the last refresh found (dead_channels.c) */
-    sw_warnings warnings; /* from unwrap and refreshes */
+    sw_warnings warnings;          /* from unwrap and refreshes */
 };
 
 /* Creates the wrapper set of `model` (finalised by this call if it is not yet). Caller owns
@@ -182,8 +182,7 @@ bool sw_wrapper_set_claim(sw_wrapper_set *ws, int node, const char *target, int 
  * derived`: also the set's own downstream-zeroing masks), written into `out` (numel of the
  * target's per-sample shape). Returns false (and leaves out untouched) when the target has no
  * mask transform. */
-bool sw_target_mask(const sw_target *t, const sw_wrapper_set *ws, bool include_derived,
-                    float *out);
+bool sw_target_mask(const sw_target *t, const sw_wrapper_set *ws, bool include_derived, float *out);
 
 /* Bakes every mask into the weights and removes every transform and hook (our documented
  * deviation from NNI, whose unwrap drops masks): parameter masks multiply the parameter;

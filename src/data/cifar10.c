@@ -4,11 +4,13 @@
  * CHW (1024 red, 1024 green, 1024 blue, each 32x32 row-major), which is already our [C, H, W].
  * Training uses data_batch_1.bin .. data_batch_5.bin (10000 records each), testing
  * test_batch.bin. Files are read in order until `subset` examples are gathered; their record
- * count comes from their length, so any whole number of records is accepted.
+ * count comes from their length, so any whole number of records is accepted. Records are
+ * converted as they are read, straight into the dataset sized from the files' lengths.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "data_file.h"
 #include "sources.h"
@@ -16,11 +18,10 @@
 #define CIFAR_SIDE 32
 #define CIFAR_CHANNELS 3
 #define CIFAR_PIXELS (CIFAR_CHANNELS * CIFAR_SIDE * CIFAR_SIDE) /* 3072 */
-#define CIFAR_RECORD (1 + CIFAR_PIXELS)                        /* 3073 */
+#define CIFAR_RECORD (1 + CIFAR_PIXELS)                         /* 3073 */
 #define CIFAR_SUBDIR "cifar-10-batches-bin"
 #define CIFAR_MAX_FILES 5
-#define CIFAR_STANDARD_RECORDS 10000 /* per file in the official release */
-/* Records read per gzread call: about 1 MiB. */
+/* Records read per gzread call: about 1 MiB, converted while still in cache. */
 #define CIFAR_CHUNK_RECORDS 341
 
 static const char *const train_files[] = {"data_batch_1.bin", "data_batch_2.bin",
@@ -28,51 +29,87 @@ static const char *const train_files[] = {"data_batch_1.bin", "data_batch_2.bin"
                                           "data_batch_5.bin"};
 static const char *const test_files[] = {"test_batch.bin"};
 
-/* The raw records of every file read so far: [n_records, 3073] bytes. */
-typedef struct record_buf {
-    uint8_t *data;
-    size_t n_records;
-    size_t cap_records;
-} record_buf;
+/* The dataset being filled: ds->n counts the examples converted so far; the arrays hold
+ * `capacity` examples. */
+typedef struct cifar_fill {
+    sw_dataset *ds;
+    size_t capacity;
+    sw_pixel_lut lut;
+    uint8_t *chunk; /* [CIFAR_CHUNK_RECORDS, 3073] read buffer */
+} cifar_fill;
 
-/* Grows by doubling from one standard file's worth. glibc moves large blocks with mremap, so
- * growing copies no pixels, and untouched capacity costs address space only. */
-static sw_status record_buf_reserve(record_buf *buf, size_t more) {
-    if (buf->n_records + more <= buf->cap_records) return SW_OK;
-    size_t cap = buf->cap_records ? buf->cap_records : CIFAR_STANDARD_RECORDS;
-    while (cap < buf->n_records + more) cap *= 2;
-    uint8_t *data = realloc(buf->data, cap * CIFAR_RECORD);
-    if (!data) return SW_FAIL(SW_ERR_NOMEM, "cannot allocate %zu CIFAR-10 records", cap);
-    buf->data = data;
-    buf->cap_records = cap;
+/* Number of records a file should hold, to size the dataset before reading: exact from the size
+ * of a plain file, from the gzip trailer (uncompressed size mod 2^32) of a .gz file. 0 when
+ * unknown; reading then grows the arrays and reports any inconsistency precisely. */
+static size_t estimate_records(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0 || st.st_size <= 0) return 0;
+    size_t len = strlen(path);
+    if (len < 3 || strcmp(path + len - 3, ".gz") != 0) return (size_t)st.st_size / CIFAR_RECORD;
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    unsigned char t[4];
+    size_t got = fseek(f, -4, SEEK_END) == 0 ? fread(t, 1, 4, f) : 0;
+    fclose(f);
+    if (got != 4) return 0;
+    uint32_t size =
+        (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
+    /* A trailer that is not a whole number of records is not trustworthy (multi-member file,
+     * damage): fall back to growing. */
+    return size % CIFAR_RECORD == 0 ? size / CIFAR_RECORD : 0;
+}
+
+/* Makes room for `more` examples beyond ds->n, doubling. Only files that disagree with their
+ * estimate get here, so the copy realloc may make is rare. */
+static sw_status cifar_fill_reserve(cifar_fill *fill, size_t more) {
+    sw_dataset *ds = fill->ds;
+    size_t need = (size_t)ds->n + more;
+    if (need <= fill->capacity) return SW_OK;
+    size_t cap = fill->capacity * 2 > need ? fill->capacity * 2 : need;
+    if (cap > SW_DATASET_MAX_VALUES / CIFAR_PIXELS)
+        return SW_FAIL(SW_ERR_FORMAT, "CIFAR-10: more than %zu records; the files are corrupt",
+                       SW_DATASET_MAX_VALUES / CIFAR_PIXELS);
+    float *images = realloc(ds->images, cap * CIFAR_PIXELS * sizeof(float));
+    if (!images) return SW_FAIL(SW_ERR_NOMEM, "cannot allocate %zu CIFAR-10 images", cap);
+    ds->images = images;
+    uint8_t *labels = realloc(ds->labels, cap);
+    if (!labels) return SW_FAIL(SW_ERR_NOMEM, "cannot allocate %zu CIFAR-10 labels", cap);
+    ds->labels = labels;
+    fill->capacity = cap;
     return SW_OK;
 }
 
-/* Appends the records of `path` to buf, at most max_records of them. */
-static sw_status read_batch_file(const char *path, size_t max_records, record_buf *buf) {
+/* Converts the records of `path` into the dataset, at most max_records of them, one chunk of
+ * about 1 MiB at a time. */
+static sw_status read_batch_file(const char *path, size_t max_records, cifar_fill *fill) {
+    sw_dataset *ds = fill->ds;
     sw_data_file f = {0};
     sw_status st = sw_data_file_open(path, &f);
     size_t file_records = 0;
     while (st == SW_OK && file_records < max_records) {
         size_t want = max_records - file_records;
         if (want > CIFAR_CHUNK_RECORDS) want = CIFAR_CHUNK_RECORDS;
-        if ((st = record_buf_reserve(buf, want)) != SW_OK) break;
         size_t got = 0;
-        uint8_t *dst = buf->data + buf->n_records * CIFAR_RECORD;
-        if ((st = sw_data_file_read_some(&f, dst, want * CIFAR_RECORD, &got)) != SW_OK) break;
+        if ((st = sw_data_file_read_some(&f, fill->chunk, want * CIFAR_RECORD, &got)) != SW_OK)
+            break;
         size_t whole = got / CIFAR_RECORD;
+        if ((st = cifar_fill_reserve(fill, whole)) != SW_OK) break;
         for (size_t r = 0; r < whole; r++) {
-            uint8_t label = dst[r * CIFAR_RECORD];
-            if (label >= 10) {
+            const uint8_t *rec = fill->chunk + r * CIFAR_RECORD;
+            if (rec[0] >= 10) {
                 st = SW_FAIL(SW_ERR_FORMAT,
                              "%s: record %zu has label %d, outside 0..9; the file is corrupt or "
                              "not CIFAR-10 (CIFAR-100 records have two label bytes)",
-                             path, file_records + r, label);
+                             path, file_records + r, rec[0]);
                 break;
             }
+            /* The record's pixels are already [C, H, W]: one table lookup per byte. */
+            ds->labels[ds->n] = rec[0];
+            sw_pixel_lut_apply(&fill->lut, rec + 1, ds->images + (size_t)ds->n * CIFAR_PIXELS, 1,
+                               CIFAR_SIDE * CIFAR_SIDE);
+            ds->n++;
         }
         if (st != SW_OK) break;
-        buf->n_records += whole;
         file_records += whole;
         if (got % CIFAR_RECORD != 0) {
             st = SW_FAIL(SW_ERR_FORMAT,
@@ -109,8 +146,7 @@ static sw_status resolve_folder(const char *dir, const char *first, char *folder
                    dir, first, sub, first, CIFAR_SUBDIR);
 }
 
-sw_status sw_dataset_load_cifar10(const char *dir, sw_split split, int subset,
-                                  sw_dataset **out) {
+sw_status sw_dataset_load_cifar10(const char *dir, sw_split split, int subset, sw_dataset **out) {
     const char *const *files = split == SW_SPLIT_TRAIN ? train_files : test_files;
     const int n_files = split == SW_SPLIT_TRAIN ? 5 : 1;
     char folder[SW_DATA_PATH_MAX];
@@ -127,30 +163,34 @@ sw_status sw_dataset_load_cifar10(const char *dir, sw_split split, int subset,
                                                    : "test_batch.bin");
     }
 
-    record_buf buf = {0};
-    sw_dataset *ds = NULL;
-    sw_status st = SW_OK;
     const size_t limit = subset > 0 ? (size_t)subset : SW_DATASET_MAX_VALUES / CIFAR_PIXELS;
-    for (int i = 0; i < n_files && buf.n_records < limit; i++) {
-        if ((st = read_batch_file(paths[i], limit - buf.n_records, &buf)) != SW_OK) goto fail;
-    }
-    if ((st = sw_dataset_alloc(SW_DATASET_CIFAR10, (int)buf.n_records, CIFAR_SIDE, CIFAR_SIDE,
-                               &ds)) != SW_OK)
+    size_t expected = 0;
+    for (int i = 0; i < n_files; i++) expected += estimate_records(paths[i]);
+    if (expected > limit) expected = limit;
+    if (expected == 0) expected = 1;
+
+    cifar_fill fill = {0};
+    sw_status st;
+    if ((st = sw_dataset_alloc(SW_DATASET_CIFAR10, (int)expected, CIFAR_SIDE, CIFAR_SIDE,
+                               &fill.ds)) != SW_OK)
         goto fail;
-    sw_pixel_lut lut;
-    sw_dataset_pixel_lut(ds, &lut);
-    for (size_t r = 0; r < buf.n_records; r++) {
-        const uint8_t *rec = buf.data + r * CIFAR_RECORD;
-        ds->labels[r] = rec[0];
-        sw_pixel_lut_apply(&lut, rec + 1, ds->images + r * CIFAR_PIXELS, 1,
-                           CIFAR_SIDE * CIFAR_SIDE);
+    fill.capacity = expected;
+    fill.ds->n = 0;
+    sw_dataset_pixel_lut(fill.ds, &fill.lut);
+    fill.chunk = malloc((size_t)CIFAR_CHUNK_RECORDS * CIFAR_RECORD);
+    if (!fill.chunk) {
+        st = SW_FAIL(SW_ERR_NOMEM, "cannot allocate a read buffer");
+        goto fail;
     }
-    free(buf.data);
-    *out = ds;
+    for (int i = 0; i < n_files && (size_t)fill.ds->n < limit; i++) {
+        if ((st = read_batch_file(paths[i], limit - (size_t)fill.ds->n, &fill)) != SW_OK) goto fail;
+    }
+    free(fill.chunk);
+    *out = fill.ds;
     return SW_OK;
 
 fail:
-    sw_dataset_free(ds);
-    free(buf.data);
+    sw_dataset_free(fill.ds);
+    free(fill.chunk);
     return st;
 }

@@ -18,8 +18,8 @@
 
 /* An open dataset file. Caller storage; release with sw_data_file_close. */
 typedef struct sw_data_file {
-    void *gz;                     /* zlib gzFile (kept opaque so users need not include zlib.h) */
-    char path[SW_DATA_PATH_MAX];  /* the path that was opened, for messages */
+    void *gz;                    /* zlib gzFile (kept opaque so users need not include zlib.h) */
+    char path[SW_DATA_PATH_MAX]; /* the path that was opened, for messages */
 } sw_data_file;
 
 /* Looks for "<dir>/<name>.gz", then "<dir>/<name>". Returns true and writes the first that exists

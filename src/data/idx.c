@@ -5,7 +5,9 @@
  * a header of random bytes into a clear error instead of a giant allocation. */
 #define SW_IDX_MAX_DIM (1 << 30)
 
-uint32_t sw_idx_magic(int ndim) { return ((uint32_t)SW_IDX_TYPE_UBYTE << 8) | (uint32_t)ndim; }
+uint32_t sw_idx_magic(int ndim) {
+    return ((uint32_t)SW_IDX_TYPE_UBYTE << 8) | (uint32_t)ndim;
+}
 
 static uint32_t read_be32(const unsigned char *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
@@ -30,8 +32,8 @@ sw_status sw_idx_read_header(sw_data_file *f, int ndim, sw_idx_header *out) {
         uint32_t d = read_be32(buf + 4 + 4 * i);
         if (d == 0 || d > SW_IDX_MAX_DIM)
             return SW_FAIL(SW_ERR_FORMAT,
-                           "%s: dimension %d of the IDX header is %u, expected 1..%d",
-                           f->path, i, (unsigned)d, SW_IDX_MAX_DIM);
+                           "%s: dimension %d of the IDX header is %u, expected 1..%d", f->path, i,
+                           (unsigned)d, SW_IDX_MAX_DIM);
         out->dims[i] = (int)d;
     }
     return SW_OK;

@@ -87,8 +87,7 @@ bool sw_loader_next(sw_loader *loader, sw_batch *batch) {
     const bool augmenting = aug->crop_padding > 0 || aug->horizontal_flip;
     /* The normalised value of a zero pixel: what torchvision's zero padding becomes. */
     float pad_value[SW_PIXELS_MAX_CHANNELS] = {0};
-    for (int c = 0; c < ds->channels; c++)
-        pad_value[c] = (0.0f - ds->mean[c]) / ds->std[c];
+    for (int c = 0; c < ds->channels; c++) pad_value[c] = (0.0f - ds->mean[c]) / ds->std[c];
 
     /* Serial on purpose: assembling a batch measured 0.05 ms (128 Fashion-MNIST images, plain
      * copies) to 0.3 ms (128 CIFAR-sized images with crop and flip), far below one training step;

@@ -103,8 +103,10 @@ sw_status sw_atomic_commit(sw_atomic_file *f) {
     }
     if (step) {
         unlink(f->tmp_path);
-        sw_status st = SW_FAIL(SW_ERR_IO, "%s \"%s\" failed: %s (the old file, if any, is "
-                               "unchanged)", step, f->path, strerror(err ? err : EIO));
+        sw_status st = SW_FAIL(SW_ERR_IO,
+                               "%s \"%s\" failed: %s (the old file, if any, is "
+                               "unchanged)",
+                               step, f->path, strerror(err ? err : EIO));
         release(f);
         return st;
     }
@@ -129,8 +131,10 @@ sw_status sw_atomic_write(const char *path, const void *data, size_t size) {
     if (size && fwrite(data, 1, size, f.fp) != size) {
         int err = errno;
         sw_atomic_abort(&f);
-        return SW_FAIL(SW_ERR_IO, "writing \"%s\" failed: %s (the old file, if any, is "
-                       "unchanged)", path, strerror(err));
+        return SW_FAIL(SW_ERR_IO,
+                       "writing \"%s\" failed: %s (the old file, if any, is "
+                       "unchanged)",
+                       path, strerror(err));
     }
     return sw_atomic_commit(&f);
 }

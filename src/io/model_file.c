@@ -31,9 +31,14 @@
 
 /* Upper bounds on what an architecture may declare. Far above any model shrinkwrap trains
  * (Fashion-MNIST's largest activation is 32x28x28 = 25088), far below int overflow. */
-#define SW_ARCH_MAX_NUMEL (1 << 26)   /* elements of one sample's activation */
-#define SW_ARCH_MAX_SIZE (1 << 24)    /* features, channels, groups */
-#define SW_ARCH_MAX_WINDOW (1 << 12)  /* kernel, stride, padding, dilation */
+#define SW_ARCH_MAX_NUMEL (1 << 26)  /* elements of one sample's activation */
+#define SW_ARCH_MAX_SIZE (1 << 24)   /* features, channels, groups */
+#define SW_ARCH_MAX_WINDOW (1 << 12) /* kernel, stride, padding, dilation */
+/* Parameters and buffers of the whole model (256 MiB of floats, about 80 times the zoo's
+ * largest model): without a cap, a few bytes of JSON could ask for terabytes. */
+#define SW_ARCH_MAX_PARAMS (1 << 26)
+/* Node names, in bytes: "<node>.<param>" then always fits the fixed buffers below. */
+#define SW_ARCH_MAX_NAME 256
 
 /* ---- the hyper-parameter table ---------------------------------------------------------- */
 
@@ -48,8 +53,8 @@ typedef struct hp_field {
     int min, max;  /* integers and pairs */
 } hp_field;
 
-#define HP(key, type, member, required, min, max) \
-    {key, type, offsetof(sw_layer_hparams, member), required, min, max}
+#define HP(key, type, member, required, min, max)                                                  \
+    { key, type, offsetof(sw_layer_hparams, member), required, min, max }
 #define F_IN_FEATURES HP("in_features", HP_INT, in_features, true, 1, SW_ARCH_MAX_SIZE)
 #define F_OUT_FEATURES HP("out_features", HP_INT, out_features, true, 1, SW_ARCH_MAX_SIZE)
 #define F_IN_CHANNELS HP("in_channels", HP_INT, in_channels, true, 1, SW_ARCH_MAX_SIZE)
@@ -64,13 +69,14 @@ typedef struct hp_field {
 #define F_EPS HP("eps", HP_FLOAT, eps, false, 0, 0)
 #define F_MOMENTUM HP("momentum", HP_FLOAT, momentum, false, 0, 0)
 #define F_P HP("p", HP_FLOAT, p, false, 0, 0)
-#define F_END {NULL, HP_INT, 0, false, 0, 0}
+#define F_END                                                                                      \
+    { NULL, HP_INT, 0, false, 0, 0 }
 
 #define HP_MAX_FIELDS 10
 static const hp_field kind_fields[SW_LAYER_KIND_COUNT][HP_MAX_FIELDS] = {
     [SW_LAYER_LINEAR] = {F_IN_FEATURES, F_OUT_FEATURES, F_BIAS, F_END},
-    [SW_LAYER_CONV2D] = {F_IN_CHANNELS, F_OUT_CHANNELS, F_KERNEL, F_STRIDE, F_PADDING,
-                         F_DILATION, F_GROUPS, F_BIAS, F_END},
+    [SW_LAYER_CONV2D] = {F_IN_CHANNELS, F_OUT_CHANNELS, F_KERNEL, F_STRIDE, F_PADDING, F_DILATION,
+                         F_GROUPS, F_BIAS, F_END},
     [SW_LAYER_BATCHNORM2D] = {F_NUM_FEATURES, F_EPS, F_MOMENTUM, F_END},
     [SW_LAYER_BATCHNORM1D] = {F_NUM_FEATURES, F_EPS, F_MOMENTUM, F_END},
     [SW_LAYER_MAXPOOL2D] = {F_KERNEL, F_STRIDE, F_PADDING, F_DILATION, F_END},
@@ -90,8 +96,9 @@ static const int *hp_int_c(const sw_layer_hparams *hp, const hp_field *f) {
 /* ---- writing the architecture ----------------------------------------------------------- */
 
 /* A float as the shortest decimal that converts back to the same float (eps 1e-5 prints as
- * 1e-05, not 9.99999974737875e-06). Falls back to the float's exact double value, which always
- * converts back, so saving and loading is bit-exact either way. */
+ * 1e-05, not 9.99999974737875e-06); cJSON prints such a double exactly. The fallback, the
+ * float's own double value, may be printed to 15 digits only, which is still far closer than
+ * half a float ulp: loading gives back the same float bits either way. */
 static double float_for_json(float f) {
     char buf[32];
     for (int prec = 6; prec <= 9; prec++) {
@@ -102,7 +109,9 @@ static double float_for_json(float f) {
     return (double)f;
 }
 
-static cJSON *json_pair(const int v[2]) { return cJSON_CreateIntArray(v, 2); }
+static cJSON *json_pair(const int v[2]) {
+    return cJSON_CreateIntArray(v, 2);
+}
 
 static sw_status node_to_json(const sw_model *model, const sw_node *node, cJSON *out) {
     const sw_layer *layer = node->layer;
@@ -119,9 +128,15 @@ static sw_status node_to_json(const sw_model *model, const sw_node *node, cJSON 
     for (const hp_field *f = kind_fields[layer->kind]; ok && f->key; f++) {
         cJSON *v = NULL;
         switch (f->type) {
-        case HP_INT: v = cJSON_CreateNumber(*hp_int_c(hp, f)); break;
-        case HP_PAIR: v = json_pair(hp_int_c(hp, f)); break;
-        case HP_BOOL: v = cJSON_CreateBool(*(const bool *)((const char *)hp + f->offset)); break;
+        case HP_INT:
+            v = cJSON_CreateNumber(*hp_int_c(hp, f));
+            break;
+        case HP_PAIR:
+            v = json_pair(hp_int_c(hp, f));
+            break;
+        case HP_BOOL:
+            v = cJSON_CreateBool(*(const bool *)((const char *)hp + f->offset));
+            break;
         case HP_FLOAT: {
             float x = *(const float *)((const char *)hp + f->offset);
             if (!isfinite(x))
@@ -260,8 +275,10 @@ static sw_status check_layer_tensors(const sw_safetensors *st, const char *name,
         snprintf(full, sizeof full, "%s.%s", name, layer->params[p].name);
         const sw_st_entry *e = sw_safetensors_find(st, full);
         if (!e)
-            return SW_FAIL(SW_ERR_FORMAT, "the architecture needs tensor \"%s\" but the file "
-                           "has none", full);
+            return SW_FAIL(SW_ERR_FORMAT,
+                           "the architecture needs tensor \"%s\" but the file "
+                           "has none",
+                           full);
         if (e->dtype != SW_DTYPE_F32)
             return SW_FAIL(SW_ERR_FORMAT, "tensor \"%s\" is %s; model parameters are F32", full,
                            sw_dtype_name(e->dtype));
@@ -276,9 +293,8 @@ static sw_status check_layer_tensors(const sw_safetensors *st, const char *name,
                                          (long long)e->shape[d]);
             if (used < sizeof b) snprintf(b + used, sizeof b - used, "]");
             return SW_FAIL(SW_ERR_SHAPE,
-                           "tensor \"%s\" has shape %s but the architecture (%s) gives %s",
-                           full, b, sw_layer_kind_name(layer->kind),
-                           sw_shape_format(want, a, sizeof a));
+                           "tensor \"%s\" has shape %s but the architecture (%s) gives %s", full, b,
+                           sw_layer_kind_name(layer->kind), sw_shape_format(want, a, sizeof a));
         }
     }
     return SW_OK;
@@ -288,14 +304,18 @@ static sw_status check_layer_tensors(const sw_safetensors *st, const char *name,
 static sw_status read_input_shape(const cJSON *v, sw_shape *out) {
     int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
     if (n < 1 || n > SW_MAX_DIMS - 1)
-        return SW_FAIL(SW_ERR_FORMAT, "architecture: \"input_shape\" must be an array of 1 to %d "
-                       "dimensions", SW_MAX_DIMS - 1);
+        return SW_FAIL(SW_ERR_FORMAT,
+                       "architecture: \"input_shape\" must be an array of 1 to %d "
+                       "dimensions",
+                       SW_MAX_DIMS - 1);
     *out = (sw_shape){.ndim = n};
     int i = 0;
     for (const cJSON *d = v->child; d; d = d->next, i++)
         if (!json_int_in(d, 1, SW_ARCH_MAX_NUMEL, &out->dims[i]))
-            return SW_FAIL(SW_ERR_FORMAT, "architecture: \"input_shape\"[%d] must be an integer "
-                           "in [1, %d]", i, SW_ARCH_MAX_NUMEL);
+            return SW_FAIL(SW_ERR_FORMAT,
+                           "architecture: \"input_shape\"[%d] must be an integer "
+                           "in [1, %d]",
+                           i, SW_ARCH_MAX_NUMEL);
     if (sw_shape_numel(out) > SW_ARCH_MAX_NUMEL)
         return SW_FAIL(SW_ERR_FORMAT, "architecture: \"input_shape\" has more than %d elements",
                        SW_ARCH_MAX_NUMEL);
@@ -304,8 +324,8 @@ static sw_status read_input_shape(const cJSON *v, sw_shape *out) {
 
 /* Adds node `index` described by `item` to `model`. When `st` is given, the layer's
  * parameters are checked against it first. */
-static sw_status add_node(sw_model *model, const cJSON *item, int index,
-                          const sw_safetensors *st) {
+static sw_status add_node(sw_model *model, const cJSON *item, int index, const sw_safetensors *st,
+                          double *total_params) {
     char where[160];
     if (!cJSON_IsObject(item))
         return SW_FAIL(SW_ERR_FORMAT, "architecture: node %d is not an object", index);
@@ -314,9 +334,11 @@ static sw_status add_node(sw_model *model, const cJSON *item, int index,
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(item, "inputs");
     if (!cJSON_IsString(name) || !*name->valuestring)
         return SW_FAIL(SW_ERR_FORMAT, "architecture: node %d has no \"name\" string", index);
+    if (strlen(name->valuestring) > SW_ARCH_MAX_NAME)
+        return SW_FAIL(SW_ERR_FORMAT, "architecture: node %d: the name is longer than %d bytes",
+                       index, SW_ARCH_MAX_NAME);
     snprintf(where, sizeof where, "architecture: node %d (\"%.100s\")", index, name->valuestring);
-    if (!cJSON_IsString(type))
-        return SW_FAIL(SW_ERR_FORMAT, "%s: no \"type\" string", where);
+    if (!cJSON_IsString(type)) return SW_FAIL(SW_ERR_FORMAT, "%s: no \"type\" string", where);
     sw_layer_kind kind;
     if (sw_layer_kind_from_name(type->valuestring, &kind) != SW_OK)
         return SW_FAIL(SW_ERR_FORMAT, "%s: unknown layer type \"%s\"", where, type->valuestring);
@@ -346,6 +368,18 @@ static sw_status add_node(sw_model *model, const cJSON *item, int index,
         sw_error_prefix("%s", where);
         return status;
     }
+    /* Counted in double: a product of a few ints cannot overflow it, unlike size_t. */
+    for (int p = 0; p < layer->n_params; p++) {
+        double numel = 1;
+        for (int d = 0; d < layer->param_shapes[p].ndim; d++)
+            numel *= layer->param_shapes[p].dims[d];
+        *total_params += numel;
+    }
+    if (*total_params > SW_ARCH_MAX_PARAMS) {
+        sw_layer_free(layer);
+        return SW_FAIL(SW_ERR_FORMAT, "%s: the model would have more than %d parameters", where,
+                       SW_ARCH_MAX_PARAMS);
+    }
     if (st) {
         status = check_layer_tensors(st, name->valuestring, layer);
         if (status != SW_OK) {
@@ -360,8 +394,8 @@ static sw_status add_node(sw_model *model, const cJSON *item, int index,
         return status;
     }
     if (sw_shape_numel(&model->nodes[at].out_shape) > SW_ARCH_MAX_NUMEL)
-        return SW_FAIL(SW_ERR_FORMAT, "%s: the output has more than %d elements per sample",
-                       where, SW_ARCH_MAX_NUMEL);
+        return SW_FAIL(SW_ERR_FORMAT, "%s: the output has more than %d elements per sample", where,
+                       SW_ARCH_MAX_NUMEL);
     return SW_OK;
 }
 
@@ -374,8 +408,7 @@ static sw_status build_model(const cJSON *root, const char *arch, const sw_safet
         if (strcmp(it->string, "input_shape") != 0 && strcmp(it->string, "nodes") != 0)
             return SW_FAIL(SW_ERR_FORMAT, "architecture: unknown key \"%s\"", it->string);
     sw_shape input_shape;
-    SW_TRY(read_input_shape(cJSON_GetObjectItemCaseSensitive(root, "input_shape"),
-                            &input_shape));
+    SW_TRY(read_input_shape(cJSON_GetObjectItemCaseSensitive(root, "input_shape"), &input_shape));
     const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(root, "nodes");
     if (!cJSON_IsArray(nodes) || !nodes->child)
         return SW_FAIL(SW_ERR_FORMAT, "architecture: \"nodes\" must be a non-empty array");
@@ -384,8 +417,9 @@ static sw_status build_model(const cJSON *root, const char *arch, const sw_safet
     SW_TRY(sw_model_new(arch, &input_shape, &model));
     sw_status status = SW_OK;
     int index = 0;
+    double total_params = 0;
     for (const cJSON *item = nodes->child; item; item = item->next, index++) {
-        status = add_node(model, item, index, st);
+        status = add_node(model, item, index, st, &total_params);
         if (status != SW_OK) goto fail;
     }
     status = sw_model_finalize(model);
@@ -411,8 +445,10 @@ static const char *const reserved_keys[] = {"format", "format_version", "arch", 
 
 sw_status sw_model_save(const sw_model *model, const char *path, const char *const *extra_meta) {
     if (!model->finalized)
-        return SW_FAIL(SW_ERR_ARG, "saving \"%s\": the model is not finalised (no parameters "
-                       "yet)", path);
+        return SW_FAIL(SW_ERR_ARG,
+                       "saving \"%s\": the model is not finalised (no parameters "
+                       "yet)",
+                       path);
     sw_st_writer *w = NULL;
     char *arch_json = NULL;
     sw_status st = sw_st_writer_new(&w);
@@ -429,20 +465,23 @@ sw_status sw_model_save(const sw_model *model, const char *path, const char *con
         }
         for (size_t r = 0; r < sizeof reserved_keys / sizeof reserved_keys[0]; r++)
             if (strcmp(extra_meta[i], reserved_keys[r]) == 0)
-                st = SW_FAIL(SW_ERR_ARG, "extra metadata key \"%s\" is reserved for the model "
-                             "file format", extra_meta[i]);
+                st = SW_FAIL(SW_ERR_ARG,
+                             "extra metadata key \"%s\" is reserved for the model "
+                             "file format",
+                             extra_meta[i]);
         if (st == SW_OK) st = sw_st_writer_meta(w, extra_meta[i], extra_meta[i + 1]);
     }
     /* Parameters and buffers in node and declaration order, as PyTorch's state_dict. */
     for (int i = 0; st == SW_OK && i < model->n_nodes; i++) {
         const sw_node *node = &model->nodes[i];
+        /* The loader refuses longer names: better to fail here than write an unreadable file. */
+        if (strlen(node->name) > SW_ARCH_MAX_NAME)
+            st = SW_FAIL(SW_ERR_ARG, "node name \"%.60s...\" is longer than %d bytes", node->name,
+                         SW_ARCH_MAX_NAME);
         for (int p = 0; st == SW_OK && p < node->layer->n_params; p++) {
             char full[512];
-            int n = snprintf(full, sizeof full, "%s.%s", node->name, node->layer->params[p].name);
-            if (n < 0 || (size_t)n >= sizeof full)
-                st = SW_FAIL(SW_ERR_ARG, "node name \"%.60s...\" is too long", node->name);
-            else
-                st = sw_st_writer_add_tensor(w, full, &node->layer->params[p].value);
+            snprintf(full, sizeof full, "%s.%s", node->name, node->layer->params[p].name);
+            st = sw_st_writer_add_tensor(w, full, &node->layer->params[p].value);
         }
     }
     if (st == SW_OK) st = sw_st_writer_write(w, path);
@@ -463,8 +502,10 @@ static sw_status model_from_safetensors(const sw_safetensors *st, sw_model **out
                        format ? "\"" : "", format ? format : "missing", format ? "\"" : "");
     const char *version = sw_safetensors_meta(st, "format_version");
     if (!version || strcmp(version, FORMAT_VERSION) != 0)
-        return SW_FAIL(SW_ERR_UNSUPPORTED, "model file format version %s; this shrinkwrap "
-                       "reads version " FORMAT_VERSION, version ? version : "(missing)");
+        return SW_FAIL(SW_ERR_UNSUPPORTED,
+                       "model file format version %s; this shrinkwrap "
+                       "reads version " FORMAT_VERSION,
+                       version ? version : "(missing)");
     const char *arch_json = sw_safetensors_meta(st, "architecture");
     if (!arch_json) return SW_FAIL(SW_ERR_FORMAT, "no \"architecture\" in __metadata__");
     const char *arch = sw_safetensors_meta(st, "arch");
@@ -491,8 +532,10 @@ static sw_status model_from_safetensors(const sw_safetensors *st, sw_model **out
         }
         if (!known) {
             sw_model_free(model);
-            return SW_FAIL(SW_ERR_FORMAT, "tensor \"%s\" is not a parameter of the "
-                           "architecture", name);
+            return SW_FAIL(SW_ERR_FORMAT,
+                           "tensor \"%s\" is not a parameter of the "
+                           "architecture",
+                           name);
         }
     }
     for (int n = 0; n < model->n_nodes; n++) {
@@ -501,6 +544,7 @@ static sw_status model_from_safetensors(const sw_safetensors *st, sw_model **out
             char full[512];
             snprintf(full, sizeof full, "%s.%s", model->nodes[n].name, layer->params[p].name);
             const sw_st_entry *e = sw_safetensors_find(st, full);
+            SW_ASSERT(e != NULL); /* check_layer_tensors found it before */
             /* Shape and dtype were checked before allocation; the byte count follows. Floats
              * are little-endian in the file and on every machine shrinkwrap supports. */
             memcpy(layer->params[p].value.data, sw_safetensors_data(st, e), e->end - e->begin);

@@ -8,6 +8,20 @@
  *                   <hyper-parameters of the type>}...]}.
  * Save then load is bit-exact. Loading checks that the architecture and the tensors agree
  * (every parameter present, shapes equal, nothing extra) and names what does not.
+ *
+ * Hyper-parameter keys by type (pairs are [height, width]; a single integer also reads as a
+ * square pair; keys marked * may be omitted and take PyTorch's default):
+ *   Linear               in_features, out_features, bias*
+ *   Conv2d               in_channels, out_channels, kernel_size, stride*, padding*, dilation*,
+ *                        groups*, bias*
+ *   BatchNorm2d/1d       num_features, eps*, momentum*
+ *   MaxPool2d            kernel_size, stride* (default: kernel_size), padding*, dilation*
+ *   AvgPool2d            kernel_size, stride* (default: kernel_size), padding*
+ *   Dropout              p*
+ *   others               none
+ * Unknown keys are errors. Files are treated as untrusted: sizes are capped (activations at
+ * 2^26 elements per sample, parameters at 2^26 in all, node names at 256 bytes) and each
+ * layer's tensors are checked before anything is allocated for it.
  */
 #ifndef SW_MODEL_FILE_H
 #define SW_MODEL_FILE_H

@@ -39,16 +39,16 @@ static const struct {
     const char *name;
     size_t size;
 } dtype_table[SW_DTYPE_COUNT] = {
-    [SW_DTYPE_F32] = {"F32", 4}, [SW_DTYPE_F64] = {"F64", 8}, [SW_DTYPE_F16] = {"F16", 2},
+    [SW_DTYPE_F32] = {"F32", 4},   [SW_DTYPE_F64] = {"F64", 8}, [SW_DTYPE_F16] = {"F16", 2},
     [SW_DTYPE_BF16] = {"BF16", 2}, [SW_DTYPE_I64] = {"I64", 8}, [SW_DTYPE_I32] = {"I32", 4},
-    [SW_DTYPE_I16] = {"I16", 2}, [SW_DTYPE_I8] = {"I8", 1}, [SW_DTYPE_U8] = {"U8", 1},
+    [SW_DTYPE_I16] = {"I16", 2},   [SW_DTYPE_I8] = {"I8", 1},   [SW_DTYPE_U8] = {"U8", 1},
     [SW_DTYPE_BOOL] = {"BOOL", 1},
 };
 
 /* Dtypes of the format that shrinkwrap does not handle: named so that the error can say the
  * file is valid but unsupported, rather than malformed. */
-static const char *const foreign_dtypes[] = {"U16", "U32", "U64", "F8_E4M3", "F8_E5M2",
-                                             "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"};
+static const char *const foreign_dtypes[] = {"U16",     "U32",     "U64",     "F8_E4M3", "F8_E5M2",
+                                             "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",      "C64"};
 
 const char *sw_dtype_name(sw_dtype dtype) {
     if ((int)dtype < 0 || dtype >= SW_DTYPE_COUNT) return "?";
@@ -126,8 +126,8 @@ static const char *format_dims(const int64_t *dims, int ndim, char *buf, size_t 
     buf[0] = '\0';
     used += (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? ", %lld" : "%lld",
-                                 (long long)dims[i]);
+        used +=
+            (size_t)snprintf(buf + used, size - used, i ? ", %lld" : "%lld", (long long)dims[i]);
     if (used < size) snprintf(buf + used, size - used, "]");
     return buf;
 }
@@ -273,8 +273,10 @@ static sw_status parse_entry(const cJSON *item, size_t data_size, sw_st_entry *e
                        "non-negative integers",
                        name);
     if (begin > end)
-        return SW_FAIL(SW_ERR_FORMAT, "tensor \"%s\": data_offsets [%llu, %llu] end before they "
-                       "begin", name, (unsigned long long)begin, (unsigned long long)end);
+        return SW_FAIL(SW_ERR_FORMAT,
+                       "tensor \"%s\": data_offsets [%llu, %llu] end before they "
+                       "begin",
+                       name, (unsigned long long)begin, (unsigned long long)end);
     if (end > data_size)
         return SW_FAIL(SW_ERR_FORMAT,
                        "tensor \"%s\": data_offsets [%llu, %llu] run past the data section "
@@ -286,9 +288,8 @@ static sw_status parse_entry(const cJSON *item, size_t data_size, sw_st_entry *e
     char dims[160];
     size_t need;
     if (!shape_bytes(e->shape, ndim, dtype_table[e->dtype].size, &need))
-        return SW_FAIL(SW_ERR_FORMAT, "tensor \"%s\": shape %s x %s overflows a byte count",
-                       name, format_dims(e->shape, ndim, dims, sizeof dims),
-                       dtype_table[e->dtype].name);
+        return SW_FAIL(SW_ERR_FORMAT, "tensor \"%s\": shape %s x %s overflows a byte count", name,
+                       format_dims(e->shape, ndim, dims, sizeof dims), dtype_table[e->dtype].name);
     if (need != e->end - e->begin)
         return SW_FAIL(SW_ERR_FORMAT,
                        "tensor \"%s\": data_offsets [%zu, %zu] but shape %s x %s needs %zu bytes",
@@ -323,9 +324,9 @@ static sw_status check_coverage(const sw_safetensors *st, size_t data_size) {
     for (int i = 0; i < st->n_entries; i++) {
         const sw_st_entry *e = order[i];
         if (e->begin < covered) {
-            status = SW_FAIL(SW_ERR_FORMAT,
-                             "tensors \"%s\" [%zu, %zu] and \"%s\" [%zu, %zu] overlap",
-                             prev->name, prev->begin, prev->end, e->name, e->begin, e->end);
+            status =
+                SW_FAIL(SW_ERR_FORMAT, "tensors \"%s\" [%zu, %zu] and \"%s\" [%zu, %zu] overlap",
+                        prev->name, prev->begin, prev->end, e->name, e->begin, e->end);
             break;
         }
         if (e->begin > covered) {
@@ -408,9 +409,9 @@ static sw_status parse_owned(unsigned char *bytes, size_t size, sw_safetensors *
      * whitespace is accepted, as the reference reader does). */
     for (const char *p = end; p < text + header_len; p++) {
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-            status = SW_FAIL(SW_ERR_FORMAT,
-                             "unexpected bytes after the header's JSON object (byte %zu)",
-                             (size_t)(p - text));
+            status =
+                SW_FAIL(SW_ERR_FORMAT, "unexpected bytes after the header's JSON object (byte %zu)",
+                        (size_t)(p - text));
             goto fail;
         }
     }
@@ -447,8 +448,10 @@ static sw_status parse_owned(unsigned char *bytes, size_t size, sw_safetensors *
             status = parse_entry(it, data_size, e);
             if (status == SW_OK) {
                 e->name = strdup(it->string);
-                if (!e->name) status = SW_FAIL(SW_ERR_NOMEM, "cannot copy a tensor name");
-                else st->n_entries++;
+                if (!e->name)
+                    status = SW_FAIL(SW_ERR_NOMEM, "cannot copy a tensor name");
+                else
+                    st->n_entries++;
             }
         }
         if (status != SW_OK) goto fail;
@@ -569,14 +572,15 @@ sw_status sw_safetensors_get_f32(const sw_safetensors *st, const char *name, sw_
     if (!e) return SW_FAIL(SW_ERR_NOT_FOUND, "no tensor named \"%s\"", name);
     char dims[160];
     if (e->ndim > SW_MAX_DIMS)
-        return SW_FAIL(SW_ERR_SHAPE, "tensor \"%s\" has shape %s; at most %d dimensions fit "
-                       "a float tensor", name, format_dims(e->shape, e->ndim, dims, sizeof dims),
-                       SW_MAX_DIMS);
+        return SW_FAIL(SW_ERR_SHAPE,
+                       "tensor \"%s\" has shape %s; at most %d dimensions fit "
+                       "a float tensor",
+                       name, format_dims(e->shape, e->ndim, dims, sizeof dims), SW_MAX_DIMS);
     sw_shape shape = {.ndim = e->ndim};
     for (int i = 0; i < e->ndim; i++) {
         if (e->shape[i] > INT_MAX)
-            return SW_FAIL(SW_ERR_SHAPE, "tensor \"%s\": dimension %d (%lld) is too large",
-                           name, i, (long long)e->shape[i]);
+            return SW_FAIL(SW_ERR_SHAPE, "tensor \"%s\": dimension %d (%lld) is too large", name, i,
+                           (long long)e->shape[i]);
         shape.dims[i] = (int)e->shape[i];
     }
     SW_TRY(sw_tensor_init(out, &shape));
@@ -601,18 +605,32 @@ sw_status sw_safetensors_get_f32(const sw_safetensors *st, const char *name, sw_
             v = d > FLT_MAX ? INFINITY : d < -FLT_MAX ? -INFINITY : (float)d;
             break;
         }
-        case SW_DTYPE_F16: v = half_to_float((uint16_t)raw); break;
+        case SW_DTYPE_F16:
+            v = half_to_float((uint16_t)raw);
+            break;
         case SW_DTYPE_BF16: {
             uint32_t b = (uint32_t)raw << 16; /* bf16 is the top half of a float */
             memcpy(&v, &b, sizeof v);
             break;
         }
-        case SW_DTYPE_I64: v = (float)(int64_t)raw; break;
-        case SW_DTYPE_I32: v = (float)(int32_t)(uint32_t)raw; break;
-        case SW_DTYPE_I16: v = (float)(int16_t)(uint16_t)raw; break;
-        case SW_DTYPE_I8: v = (float)(int8_t)(uint8_t)raw; break;
-        case SW_DTYPE_U8: v = (float)(uint8_t)raw; break;
-        case SW_DTYPE_BOOL: v = raw ? 1.0f : 0.0f; break;
+        case SW_DTYPE_I64:
+            v = (float)(int64_t)raw;
+            break;
+        case SW_DTYPE_I32:
+            v = (float)(int32_t)(uint32_t)raw;
+            break;
+        case SW_DTYPE_I16:
+            v = (float)(int16_t)(uint16_t)raw;
+            break;
+        case SW_DTYPE_I8:
+            v = (float)(int8_t)(uint8_t)raw;
+            break;
+        case SW_DTYPE_U8:
+            v = (float)(uint8_t)raw;
+            break;
+        case SW_DTYPE_BOOL:
+            v = raw ? 1.0f : 0.0f;
+            break;
         default:
             sw_tensor_deinit(out);
             return SW_FAIL(SW_ERR_UNSUPPORTED, "tensor \"%s\": dtype %d", name, (int)e->dtype);
@@ -750,8 +768,7 @@ static cJSON *json_int(uint64_t v) {
 /* Builds the padded header: *text (malloc'ed, caller frees) has *len bytes, a multiple of 8
  * (the reference writer pads with spaces so that the data section starts 8-aligned). Data
  * offsets are contiguous in insertion order. */
-static sw_status build_header(const sw_st_writer *w, char **text, size_t *len,
-                              size_t *data_size) {
+static sw_status build_header(const sw_st_writer *w, char **text, size_t *len, size_t *data_size) {
     cJSON *root = cJSON_CreateObject();
     if (!root) return SW_FAIL(SW_ERR_NOMEM, "cannot build the header");
     bool ok = true;
@@ -833,14 +850,13 @@ sw_status sw_st_writer_write(sw_st_writer *w, const char *path) {
     bool ok = fwrite(len, 1, 8, f.fp) == 8 && fwrite(header, 1, hlen, f.fp) == hlen;
     for (int i = 0; ok && i < w->n; i++)
         if (w->entries[i].nbytes)
-            ok = fwrite(w->entries[i].data, 1, w->entries[i].nbytes, f.fp) ==
-                 w->entries[i].nbytes;
+            ok = fwrite(w->entries[i].data, 1, w->entries[i].nbytes, f.fp) == w->entries[i].nbytes;
     free(header);
     if (!ok) {
         int err = errno;
         sw_atomic_abort(&f);
-        return SW_FAIL(SW_ERR_IO, "writing \"%s\": %s (the old file, if any, is unchanged)",
-                       path, strerror(err));
+        return SW_FAIL(SW_ERR_IO, "writing \"%s\": %s (the old file, if any, is unchanged)", path,
+                       strerror(err));
     }
     return sw_atomic_commit(&f);
 }

@@ -42,6 +42,9 @@ static double row_logsumexp(const float *z, int c, double t) {
     return m + log(s);
 }
 
+/* mean over rows of -log softmax(z)[y] = logsumexp(z) - z[y]; d/dz = (softmax(z) - onehot(y))
+ * / N. Labels are all checked before anything is written, so a bad label leaves dlogits as it
+ * was. */
 sw_status sw_loss_cross_entropy(const sw_tensor *logits, const int *labels, float scale,
                                 double *loss, sw_tensor *dlogits) {
     int rows, c;
@@ -76,6 +79,7 @@ sw_status sw_loss_cross_entropy(const sw_tensor *logits, const int *labels, floa
     return SW_OK;
 }
 
+/* mean((p - t)^2) over all n values; d/dp = 2 (p - t) / n and d/dt = -d/dp (both scaled). */
 sw_status sw_loss_mse(const sw_tensor *pred, const sw_tensor *target, float scale, double *loss,
                       sw_tensor *dpred, sw_tensor *dtarget) {
     SW_TRY(loss_same_shape(pred, target, "MSE prediction", "target"));
@@ -95,6 +99,10 @@ sw_status sw_loss_mse(const sw_tensor *pred, const sw_tensor *target, float scal
     return SW_OK;
 }
 
+/* NNI's distillation loss: with p = softmax(t/T) and q = softmax(s/T) per row,
+ *   loss = T^2 * sum_rows sum_j p_j (log p_j - log q_j) / N     (kl_div "batchmean", N = dim 0)
+ * and d loss / d s_j = T^2 * (q_j - p_j) / (T N) = T (q_j - p_j) / N. The teacher gets no
+ * gradient: it is a constant target. */
 sw_status sw_loss_kl_div(const sw_tensor *student, const sw_tensor *teacher, float temperature,
                          float scale, double *loss, sw_tensor *dstudent) {
     int rows, c;
@@ -127,6 +135,7 @@ sw_status sw_loss_kl_div(const sw_tensor *student, const sw_tensor *teacher, flo
     return SW_OK;
 }
 
+/* Accuracy's numerator; labels outside [0, C) simply never match. */
 int sw_count_correct(const sw_tensor *logits, const int *labels) {
     if (logits->shape.ndim < 1 || logits->numel == 0) return 0;
     const int c = logits->shape.dims[logits->shape.ndim - 1];

@@ -310,22 +310,23 @@ static sw_status backward_node(sw_model *model, int i) {
     for (int p = 0; p < l->n_params; p++)
         if (l->params[p].trainable) dparams[p] = &l->params[p].grad;
     const sw_node_hooks *hooks = node->hooks;
+    bool scratch = hooks && hooks->transforms_inputs;
     if (hooks) {
         /* This node's own input contribution goes to scratch first, so the input chains
          * transform exactly it before it joins the other consumers' contributions. */
-        for (int j = 0; j < node->n_inputs; j++) {
+        for (int j = 0; scratch && j < node->n_inputs; j++) {
             if (!din[j]) continue;
             SW_TRY(arena_zeros_like(&model->arena, din[j], &scratch_din[j]));
         }
         if (hooks->before_backward) SW_TRY(hooks->before_backward(hooks->ctx, node, io, dout, dparams));
     }
     sw_tensor *layer_din[SW_MAX_INPUTS] = {0};
-    for (int j = 0; j < node->n_inputs; j++) layer_din[j] = hooks && din[j] ? &scratch_din[j] : din[j];
+    for (int j = 0; j < node->n_inputs; j++) layer_din[j] = scratch && din[j] ? &scratch_din[j] : din[j];
     if (any_din) SW_TRY(l->ops->backward_input(l, io, dout, layer_din));
     if (l->ops->backward_params) SW_TRY(l->ops->backward_params(l, io, dout, dparams));
     if (hooks) {
         if (hooks->after_backward) SW_TRY(hooks->after_backward(hooks->ctx, node, io, layer_din, dparams));
-        for (int j = 0; j < node->n_inputs; j++)
+        for (int j = 0; scratch && j < node->n_inputs; j++)
             if (din[j]) tensor_add_into(din[j], &scratch_din[j]);
     }
     return SW_OK;

@@ -30,9 +30,13 @@ typedef struct sw_node sw_node;
  *  - before_backward gets the gradient of the (transformed) output in place, and may point
  *    dparams[i] at scratch tensors to receive the gradient of the effective parameters;
  *  - after_backward maps those to the raw parameters' gradients, and transforms din[i] (this
- *    node's own contribution, freshly zeroed before the layer ran) through the input chains. */
+ *    node's own contribution, freshly zeroed before the layer ran) through the input chains.
+ *    The separate zeroed buffers cost a memset and an add per input, so the executor makes them
+ *    only when `transforms_inputs` is set; otherwise din[i] are the producers' accumulated
+ *    gradients and after_backward must leave them alone. */
 typedef struct sw_node_hooks {
     void *ctx;
+    bool transforms_inputs;
     sw_status (*before_forward)(void *ctx, sw_node *node, sw_layer_io *io);
     sw_status (*after_forward)(void *ctx, sw_node *node, sw_layer_io *io);
     sw_status (*before_backward)(void *ctx, sw_node *node, sw_layer_io *io, sw_tensor *dout,

@@ -2,6 +2,13 @@
  *
  * Notation used in the comments: C input channels, O output channels, G groups, Cg = C/G,
  * Og = O/G, K = Cg*kh*kw (rows of one group's im2col matrix), P = Ho*Wo (its columns).
+ *
+ * Why per sample: one sample's matrices ([Og, K] x [K, P], a few hundred KB) are already the
+ * sizes at which OpenBLAS runs near its peak on one core (measured 75-90 GFLOP/s here for the
+ * zoo's layers, no better for one big batch-wide product), and a thread that owns whole samples
+ * needs no synchronisation until the weight gradient is reduced. Slabs of output rows sized
+ * for L2 were tried and measured slower: sgemm loses more on narrower matrices than the cache
+ * saves.
  */
 #include "conv.h"
 
@@ -28,11 +35,13 @@ static int thread_id(void) {
 #endif
 }
 
-/* Sizes shared by every kernel. */
+/* Sizes shared by every kernel (see the notation above). */
 typedef struct dims {
-    int n, c, o, g, cg, og, k, p, hw;
-    sw_conv_geom group_geom; /* the geometry of one group's input slice */
-    int pointwise;
+    int n;                   /* batch */
+    int c, o, g, cg, og;     /* channels in and out, groups, and per group */
+    int k, p, hw;            /* im2col rows and columns, input pixels per channel */
+    sw_conv_geom group_geom; /* the geometry of one group's input slice ([Cg, H, W]) */
+    int pointwise;           /* 1x1, stride 1, no padding: x itself is the [K, P] matrix */
 } dims;
 
 static dims dims_of(const sw_conv2d_desc *d) {
@@ -55,7 +64,20 @@ static dims dims_of(const sw_conv2d_desc *d) {
 
 /* Samples run in parallel only when there are enough of them to keep every thread busy; a
  * small batch (evaluation of one image) is better served by one multithreaded sgemm. */
-static int parallel_over_samples(const dims *s) { return s->n >= sw_conv2d_threads() && s->n > 1; }
+static int parallel_over_samples(const dims *s) {
+    return s->n >= sw_conv2d_threads() && s->n > 1;
+}
+
+/* The weight gradient sums the samples in a fixed number of chunks, each into its own partial
+ * gradient, and adds the partials in chunk order. Threads take chunks as they come free (a
+ * thread the OS preempts does not hold up the others), yet the result depends neither on which
+ * thread ran which chunk nor on the thread count. More chunks than threads lets the dynamic
+ * schedule balance; more than 8 would only cost memory and reduction time. */
+#define SW_CONV_MAX_CHUNKS 8
+
+static int conv_chunks(const dims *s) {
+    return s->n < SW_CONV_MAX_CHUNKS ? (s->n > 0 ? s->n : 1) : SW_CONV_MAX_CHUNKS;
+}
 
 size_t sw_conv2d_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
     dims s = dims_of(d);
@@ -66,8 +88,8 @@ size_t sw_conv2d_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
     case SW_CONV2D_BACKWARD_INPUT:
         return t * col;
     case SW_CONV2D_BACKWARD_PARAMS:
-        /* per thread: a column buffer, a private weight gradient [O, K] and bias gradient [O] */
-        return t * (col + (size_t)s.o * (size_t)s.k + (size_t)s.o);
+        /* a column buffer per thread, a partial weight [O, K] and bias [O] gradient per chunk */
+        return t * col + (size_t)conv_chunks(&s) * ((size_t)s.o * (size_t)s.k + (size_t)s.o);
     }
     return 0;
 }
@@ -75,28 +97,35 @@ size_t sw_conv2d_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
 void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
                        const sw_conv2d_desc *d, float *scratch) {
     const dims s = dims_of(d);
+    /* Each thread owns one [K, P] column buffer of the scratch, indexed by its id. Samples are
+     * handed out one at a time (dynamic): they cost the same, but a thread the OS preempts on
+     * a busy machine then holds nothing up. Every sample is computed the same way wherever it
+     * runs, so the output does not depend on the schedule. */
     const size_t col_size = (size_t)s.k * (size_t)s.p;
 #pragma omp parallel if (parallel_over_samples(&s))
     {
         float *col = s.pointwise ? NULL : scratch + (size_t)thread_id() * col_size;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
         for (int n = 0; n < s.n; n++) {
             for (int g = 0; g < s.g; g++) {
                 const float *xg = x + ((size_t)n * s.c + (size_t)g * s.cg) * s.hw;
+                const float *wg = w + (size_t)g * s.og * s.k;
                 float *yg = y + ((size_t)n * s.o + (size_t)g * s.og) * s.p;
-                const float *cols = xg; /* pointwise: the image already is the [K, P] matrix */
-                if (!s.pointwise) {
-                    sw_im2col(xg, &s.group_geom, col);
-                    cols = col;
+                if (s.pointwise) {
+                    /* the image already is the [K, P] matrix: y_g [Og, P] = w_g [Og, K] x_g */
+                    sw_sgemm(false, false, s.og, s.p, s.k, 1.0f, wg, s.k, xg, s.p, 0.0f, yg, s.p);
+                    continue;
                 }
-                /* y_g [Og, P] = w_g [Og, K] * cols [K, P] */
-                sw_sgemm(false, false, s.og, s.p, s.k, 1.0f, w + (size_t)g * s.og * s.k, s.k,
-                         cols, s.p, 0.0f, yg, s.p);
+                /* y_g [Og, P] = w_g [Og, K] * col [K, P]. (Slabs of rows sized to stay in L2
+                 * measured slower here: sgemm loses more on the narrower matrices.) */
+                sw_im2col(xg, &s.group_geom, col);
+                sw_sgemm(false, false, s.og, s.p, s.k, 1.0f, wg, s.k, col, s.p, 0.0f, yg, s.p);
             }
             if (b) {
                 for (int o = 0; o < s.o; o++) {
                     float *yo = y + ((size_t)n * s.o + o) * s.p;
                     const float bo = b[o];
+#pragma omp simd
                     for (int i = 0; i < s.p; i++) yo[i] += bo;
                 }
             }
@@ -104,14 +133,17 @@ void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
     }
 }
 
-void sw_conv2d_backward_input(float *dx, const float *dy, const float *w,
-                              const sw_conv2d_desc *d, float *scratch) {
+void sw_conv2d_backward_input(float *dx, const float *dy, const float *w, const sw_conv2d_desc *d,
+                              float *scratch) {
     const dims s = dims_of(d);
+    /* The transpose of forward: the column gradient of a sample is w_g^T dy_g, and col2im adds
+     * each entry back onto the pixel it was read from (overlapping windows sum). Samples write
+     * disjoint parts of dx, so threads never share an output element. */
     const size_t col_size = (size_t)s.k * (size_t)s.p;
 #pragma omp parallel if (parallel_over_samples(&s))
     {
         float *dcol = s.pointwise ? NULL : scratch + (size_t)thread_id() * col_size;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
         for (int n = 0; n < s.n; n++) {
             for (int g = 0; g < s.g; g++) {
                 float *dxg = dx + ((size_t)n * s.c + (size_t)g * s.cg) * s.hw;
@@ -119,14 +151,12 @@ void sw_conv2d_backward_input(float *dx, const float *dy, const float *w,
                 const float *wg = w + (size_t)g * s.og * s.k;
                 if (s.pointwise) {
                     /* dx_g [Cg, HW] += w_g^T [Cg, Og] * dy_g [Og, HW] */
-                    sw_sgemm(true, false, s.k, s.p, s.og, 1.0f, wg, s.k, dyg, s.p, 1.0f, dxg,
-                             s.p);
-                } else {
-                    /* dcol [K, P] = w_g^T [K, Og] * dy_g [Og, P], then folded onto dx */
-                    sw_sgemm(true, false, s.k, s.p, s.og, 1.0f, wg, s.k, dyg, s.p, 0.0f, dcol,
-                             s.p);
-                    sw_col2im(dcol, &s.group_geom, dxg);
+                    sw_sgemm(true, false, s.k, s.p, s.og, 1.0f, wg, s.k, dyg, s.p, 1.0f, dxg, s.p);
+                    continue;
                 }
+                /* dcol [K, P] = w_g^T [K, Og] * dy_g [Og, P], then folded onto dx */
+                sw_sgemm(true, false, s.k, s.p, s.og, 1.0f, wg, s.k, dyg, s.p, 0.0f, dcol, s.p);
+                sw_col2im(dcol, &s.group_geom, dxg);
             }
         }
     }
@@ -137,52 +167,51 @@ void sw_conv2d_backward_params(float *dw, float *db, const float *dy, const floa
     const dims s = dims_of(d);
     const size_t col_size = s.pointwise ? 0 : (size_t)s.k * (size_t)s.p;
     const size_t dw_size = (size_t)s.o * (size_t)s.k;
-    const size_t per_thread = col_size + dw_size + (size_t)s.o;
-    int team = 1;
+    const size_t part_size = dw_size + (size_t)s.o; /* one partial [O, K] + [O] */
+    const int chunks = conv_chunks(&s);
+    float *partials = scratch + (size_t)sw_conv2d_threads() * col_size;
 #pragma omp parallel if (parallel_over_samples(&s))
     {
-        /* Each thread sums its samples into private gradients; one reduction at the end keeps
-         * the result deterministic for a fixed thread count. */
-        float *mine = scratch + (size_t)thread_id() * per_thread;
-        float *col = mine;
-        float *dw_t = mine + col_size;
-        float *db_t = dw_t + dw_size;
-        memset(dw_t, 0, (dw_size + (size_t)s.o) * sizeof(float));
-#ifdef _OPENMP
-#pragma omp single
-        team = omp_get_num_threads();
-#endif
-#pragma omp for schedule(static)
-        for (int n = 0; n < s.n; n++) {
-            for (int g = 0; g < s.g; g++) {
-                const float *xg = x + ((size_t)n * s.c + (size_t)g * s.cg) * s.hw;
-                const float *dyg = dy + ((size_t)n * s.o + (size_t)g * s.og) * s.p;
-                if (dw) {
-                    const float *cols = xg;
-                    if (!s.pointwise) {
-                        sw_im2col(xg, &s.group_geom, col);
-                        cols = col;
+        float *col = scratch + (size_t)thread_id() * col_size;
+#pragma omp for schedule(dynamic, 1)
+        for (int ch = 0; ch < chunks; ch++) {
+            float *dw_c = partials + (size_t)ch * part_size, *db_c = dw_c + dw_size;
+            memset(dw_c, 0, part_size * sizeof(float));
+            const int n0 = (int)((long)s.n * ch / chunks),
+                      n1 = (int)((long)s.n * (ch + 1) / chunks);
+            for (int n = n0; n < n1; n++) {
+                for (int g = 0; g < s.g; g++) {
+                    const float *xg = x + ((size_t)n * s.c + (size_t)g * s.cg) * s.hw;
+                    const float *dyg = dy + ((size_t)n * s.o + (size_t)g * s.og) * s.p;
+                    float *dwg = dw_c + (size_t)g * s.og * s.k;
+                    if (dw) {
+                        const float *cols = xg; /* pointwise: the image is the [K, P] matrix */
+                        if (!s.pointwise) {
+                            sw_im2col(xg, &s.group_geom, col);
+                            cols = col;
+                        }
+                        /* dw_g [Og, K] += dy_g [Og, P] * cols^T [P, K] */
+                        sw_sgemm(false, true, s.og, s.k, s.p, 1.0f, dyg, s.p, cols, s.p, 1.0f, dwg,
+                                 s.k);
                     }
-                    /* dw_g [Og, K] += dy_g [Og, P] * cols^T [P, K] */
-                    sw_sgemm(false, true, s.og, s.k, s.p, 1.0f, dyg, s.p, cols, s.p, 1.0f,
-                             dw_t + (size_t)g * s.og * s.k, s.k);
-                }
-                if (db) {
-                    for (int o = 0; o < s.og; o++) {
-                        const float *row = dyg + (size_t)o * s.p;
-                        float acc = 0.0f;
-                        for (int i = 0; i < s.p; i++) acc += row[i];
-                        db_t[g * s.og + o] += acc;
+                    if (db) {
+                        for (int o = 0; o < s.og; o++) {
+                            const float *row = dyg + (size_t)o * s.p;
+                            float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+                            for (int i = 0; i < s.p; i++) acc += row[i];
+                            db_c[g * s.og + o] += acc;
+                        }
                     }
                 }
             }
         }
-        /* implicit barrier: every private gradient is complete */
+        /* implicit barrier: every partial is complete; add them in chunk order */
         if (dw) {
 #pragma omp for schedule(static)
             for (size_t i = 0; i < dw_size; i++) {
                 float acc = 0.0f;
-                for (int t = 0; t < team; t++) acc += scratch[(size_t)t * per_thread + col_size + i];
+                for (int ch = 0; ch < chunks; ch++) acc += partials[(size_t)ch * part_size + i];
                 dw[i] += acc;
             }
         }
@@ -190,15 +219,18 @@ void sw_conv2d_backward_params(float *dw, float *db, const float *dy, const floa
 #pragma omp for schedule(static)
             for (int o = 0; o < s.o; o++) {
                 float acc = 0.0f;
-                for (int t = 0; t < team; t++)
-                    acc += scratch[(size_t)t * per_thread + col_size + dw_size + (size_t)o];
+                for (int ch = 0; ch < chunks; ch++)
+                    acc += partials[(size_t)ch * part_size + dw_size + (size_t)o];
                 db[o] += acc;
             }
         }
     }
 }
 
-/* ---- naive oracles ---------------------------------------------------------------------- */
+/* ---- naive oracles ----------------------------------------------------------------------
+ * The definition, term by term, in double: for every output (n, o, oh, ow) and every tap
+ * (ci, ki, kj) of its group, one multiply-add when the tap lands inside the image. Slow
+ * (no reuse at all) and obviously right, which is what an oracle is for. */
 
 /* x[n, c, ih, iw] for the input pixel under kernel tap (ki, kj) of output (oh, ow), or -1 in
  * the padding. */
@@ -224,7 +256,8 @@ void sw_conv2d_forward_naive(float *y, const float *x, const float *w, const flo
                             for (int kj = 0; kj < g->kernel_w; kj++) {
                                 long xi = tap_index(g, n, grp * s.cg + ci, oh, ow, ki, kj);
                                 if (xi < 0) continue;
-                                double wv = w[((o * s.cg + ci) * g->kernel_h + ki) * g->kernel_w + kj];
+                                double wv =
+                                    w[((o * s.cg + ci) * g->kernel_h + ki) * g->kernel_w + kj];
                                 acc += wv * x[xi];
                             }
                     y[(((size_t)n * s.o + o) * g->out_h + oh) * g->out_w + ow] = (float)acc;
@@ -247,7 +280,8 @@ void sw_conv2d_backward_input_naive(float *dx, const float *dy, const float *w,
                             for (int kj = 0; kj < g->kernel_w; kj++) {
                                 long xi = tap_index(g, n, grp * s.cg + ci, oh, ow, ki, kj);
                                 if (xi < 0) continue;
-                                dx[xi] += gy * w[((o * s.cg + ci) * g->kernel_h + ki) * g->kernel_w + kj];
+                                dx[xi] +=
+                                    gy * w[((o * s.cg + ci) * g->kernel_h + ki) * g->kernel_w + kj];
                             }
                 }
         }
@@ -269,10 +303,13 @@ void sw_conv2d_backward_params_naive(float *dw, float *db, const float *dy, cons
                             for (int ow = 0; ow < g->out_w; ow++) {
                                 long xi = tap_index(g, n, grp * s.cg + ci, oh, ow, ki, kj);
                                 if (xi < 0) continue;
-                                acc += (double)dy[(((size_t)n * s.o + o) * g->out_h + oh) *
-                                                      g->out_w + ow] * x[xi];
+                                acc +=
+                                    (double)dy[(((size_t)n * s.o + o) * g->out_h + oh) * g->out_w +
+                                               ow] *
+                                    x[xi];
                             }
-                    if (dw) dw[((o * s.cg + ci) * g->kernel_h + ki) * g->kernel_w + kj] += (float)acc;
+                    if (dw)
+                        dw[((o * s.cg + ci) * g->kernel_h + ki) * g->kernel_w + kj] += (float)acc;
                 }
         for (int n = 0; n < s.n; n++)
             for (int i = 0; i < s.p; i++) bias_acc += dy[((size_t)n * s.o + o) * s.p + i];

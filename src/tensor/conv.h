@@ -9,6 +9,8 @@
  *
  * The fast kernels need caller scratch (sw_conv2d_scratch_floats): the library never allocates
  * in forward/backward, so the layer takes it from the step arena. Backward kernels ACCUMULATE.
+ * Results are bit-identical for any thread count: samples are independent, and the weight
+ * gradient adds fixed per-chunk partial sums in a fixed order.
  */
 #ifndef SW_CONV_H
 #define SW_CONV_H
@@ -18,9 +20,9 @@
 #include "im2col.h"
 
 typedef struct sw_conv2d_desc {
-    int batch;        /* N */
-    int out_channels; /* O */
-    int groups;       /* divides both C and O */
+    int batch;         /* N */
+    int out_channels;  /* O */
+    int groups;        /* divides both C and O */
     sw_conv_geom geom; /* geom.channels = C (all groups); resolved (out_h, out_w set) */
 } sw_conv2d_desc;
 
@@ -38,8 +40,8 @@ size_t sw_conv2d_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass);
 void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
                        const sw_conv2d_desc *d, float *scratch);
 /* dx += conv_transpose(dy, w). */
-void sw_conv2d_backward_input(float *dx, const float *dy, const float *w,
-                              const sw_conv2d_desc *d, float *scratch);
+void sw_conv2d_backward_input(float *dx, const float *dy, const float *w, const sw_conv2d_desc *d,
+                              float *scratch);
 /* dw += dy (*) x, db += sum of dy over N, Ho, Wo. dw or db may be NULL to skip it. */
 void sw_conv2d_backward_params(float *dw, float *db, const float *dy, const float *x,
                                const sw_conv2d_desc *d, float *scratch);

@@ -1,8 +1,18 @@
-/* im2col.c - patch unfolding for convolutions (fast row-wise version and the naive oracle). */
+/* im2col.c - patch unfolding for convolutions (fast row-wise version and the naive oracle).
+ *
+ * Layout of col: row r = (c*kh + ki)*kw + kj holds, for every output position (oh, ow) in
+ * row-major order, the input value under kernel tap (ki, kj) of channel c. So one row is a
+ * shifted (and, with stride, subsampled) copy of the channel, and the fast version fills it
+ * output row by output row: zeros where the tap falls in the padding, a straight copy (stride
+ * 1) or a strided gather in between. The valid span of each output row is computed once per
+ * tap instead of testing every element.
+ */
 #include "im2col.h"
 
 #include <string.h>
 
+/* PyTorch's output size: the number of window positions whose dilated extent fits in the
+ * padded input. A negative span means not even one position fits. */
 int sw_conv_geom_resolve(sw_conv_geom *g) {
     int eff_h = g->dil_h * (g->kernel_h - 1) + 1; /* extent of the dilated window */
     int eff_w = g->dil_w * (g->kernel_w - 1) + 1;
@@ -38,7 +48,7 @@ static void valid_span(int out_w, int stride, int offset, int width, int *lo, in
 }
 
 void sw_im2col(const float *x, const sw_conv_geom *g, float *col) {
-    const int hw_out = g->out_h * g->out_w;
+    const int hw_out = g->out_h * g->out_w; /* columns of col */
     for (int c = 0; c < g->channels; c++) {
         const float *xc = x + (size_t)c * g->height * g->width;
         for (int ki = 0; ki < g->kernel_h; ki++) {
@@ -56,11 +66,17 @@ void sw_im2col(const float *x, const sw_conv_geom *g, float *col) {
                     }
                     /* src points at the input of the first valid column, never before xc */
                     const float *src = xc + (size_t)ih * g->width + (off_w + lo * g->stride_w);
+                    const int sw = g->stride_w;
                     for (int ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
-                    if (g->stride_w == 1) {
-                        memcpy(dst + lo, src, (size_t)(hi - lo) * sizeof *dst);
+                    /* Rows are short (tens of values), so a vectorised loop beats a memcpy
+                     * call; omp simd because -O2 will not vectorise a loop whose pointers might
+                     * alias without being told. */
+                    if (sw == 1) {
+#pragma omp simd
+                        for (int ow = lo; ow < hi; ow++) dst[ow] = src[ow - lo];
                     } else {
-                        for (int ow = lo; ow < hi; ow++) dst[ow] = src[(ow - lo) * g->stride_w];
+#pragma omp simd
+                        for (int ow = lo; ow < hi; ow++) dst[ow] = src[(ow - lo) * sw];
                     }
                     for (int ow = hi; ow < g->out_w; ow++) dst[ow] = 0.0f;
                 }
@@ -69,6 +85,7 @@ void sw_im2col(const float *x, const sw_conv_geom *g, float *col) {
     }
 }
 
+/* The definition, one bounds check per element. */
 void sw_im2col_naive(const float *x, const sw_conv_geom *g, float *col) {
     size_t r = 0;
     for (int c = 0; c < g->channels; c++)
@@ -83,6 +100,10 @@ void sw_im2col_naive(const float *x, const sw_conv_geom *g, float *col) {
                     }
 }
 
+/* The adjoint of sw_im2col, walking col in the same order: every entry read from x at
+ * (c, ih, iw) is added back there. Taps of neighbouring windows overlap, so a pixel receives
+ * up to kh*kw contributions; within one channel they land in a plane of H*W floats that stays
+ * in L1 while its kh*kw rows of col stream past. */
 void sw_col2im(const float *col, const sw_conv_geom *g, float *dx) {
     const int hw_out = g->out_h * g->out_w;
     for (int c = 0; c < g->channels; c++) {
@@ -99,10 +120,13 @@ void sw_col2im(const float *col, const sw_conv_geom *g, float *dx) {
                     if (ih < 0 || ih >= g->height) continue; /* padding takes no gradient */
                     const float *src = row + (size_t)oh * g->out_w;
                     float *dst = dxc + (size_t)ih * g->width + (off_w + lo * g->stride_w);
-                    if (g->stride_w == 1) {
+                    const int sw = g->stride_w;
+                    if (sw == 1) {
+#pragma omp simd
                         for (int ow = lo; ow < hi; ow++) dst[ow - lo] += src[ow];
                     } else {
-                        for (int ow = lo; ow < hi; ow++) dst[(ow - lo) * g->stride_w] += src[ow];
+                        /* strided scatter: distinct targets, but no gain from vectors */
+                        for (int ow = lo; ow < hi; ow++) dst[(ow - lo) * sw] += src[ow];
                     }
                 }
             }
@@ -110,6 +134,8 @@ void sw_col2im(const float *col, const sw_conv_geom *g, float *dx) {
     }
 }
 
+/* The adjoint by definition: the same index arithmetic as sw_im2col_naive, with += instead
+ * of =. */
 void sw_col2im_naive(const float *col, const sw_conv_geom *g, float *dx) {
     size_t r = 0;
     for (int c = 0; c < g->channels; c++)

@@ -14,6 +14,7 @@
 #include "evaluator.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -82,7 +83,9 @@ void sw_evaluator_remove_hooks(sw_evaluator *ev, const sw_train_hooks *hooks) {
     }
 }
 
-void sw_evaluator_request_stop(sw_evaluator *ev) { ev->stop_requested = true; }
+void sw_evaluator_request_stop(sw_evaluator *ev) {
+    ev->stop_requested = true;
+}
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -101,21 +104,35 @@ static uint64_t derive_seed(uint64_t seed, uint64_t purpose) {
     return z ^ (z >> 31);
 }
 
-static const char *hook_name(const sw_train_hooks *h) { return h->name ? h->name : "unnamed"; }
+/* The double nearest to the shortest decimal that reads back as `f`: the learning rate is a
+ * float, and 0.05f widened directly would be reported as 0.05000000074505806. */
+static double float_as_decimal(float f) {
+    char text[32];
+    for (int digits = 6; digits < 9; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, (double)f);
+        double d = strtod(text, NULL);
+        if ((float)d == f) return d;
+    }
+    return (double)f;
+}
+
+static const char *hook_name(const sw_train_hooks *h) {
+    return h->name ? h->name : "unnamed";
+}
 
 /* Calls one member of every hook record in the given order; the first failure stops the walk
  * and names the hook. */
-#define CALL_HOOKS(hooks, n, member, reverse, st)                                         \
-    do {                                                                                   \
-        for (int k_ = 0; k_ < (n); k_++) {                                                 \
-            const sw_train_hooks *h_ = (hooks)[(reverse) ? (n)-1 - k_ : k_];               \
-            if (!h_->member) continue;                                                     \
-            sw_status s_ = h_->member(h_->ctx, (st));                                      \
-            if (s_ != SW_OK) {                                                             \
-                sw_error_prefix("%s of \"%s\"", #member, hook_name(h_));                   \
-                return s_;                                                                 \
-            }                                                                              \
-        }                                                                                  \
+#define CALL_HOOKS(hooks, n, member, reverse, st)                                                  \
+    do {                                                                                           \
+        for (int k_ = 0; k_ < (n); k_++) {                                                         \
+            const sw_train_hooks *h_ = (hooks)[(reverse) ? (n)-1 - k_ : k_];                       \
+            if (!h_->member) continue;                                                             \
+            sw_status s_ = h_->member(h_->ctx, (st));                                              \
+            if (s_ != SW_OK) {                                                                     \
+                sw_error_prefix("%s of \"%s\"", #member, hook_name(h_));                           \
+                return s_;                                                                         \
+            }                                                                                      \
+        }                                                                                          \
     } while (0)
 
 static sw_status check_config(const sw_train_config *c) {
@@ -156,7 +173,7 @@ typedef struct run {
     const sw_train_hooks *hooks[SW_EVALUATOR_MAX_HOOKS]; /* snapshot at the start of the run */
     int n_hooks;
     sw_lr_schedule sched;
-    long planned;       /* optimizer steps this run will take unless stopped */
+    long planned; /* optimizer steps this run will take unless stopped */
     int planned_epochs;
     long max_steps;
     int max_epochs;
@@ -201,8 +218,12 @@ static sw_status train_step(run *r, const sw_batch *batch, sw_metric_event *e) {
     SW_TRY(sw_model_forward(r->model, &batch->x, &logits));
     st->logits = logits;
     if (logits->numel > r->dlogits_store.numel)
-        return SW_FAIL(SW_ERR_SHAPE, "the model output of a batch of %d (%zu values) is larger "
-                       "than planned (%zu)", batch->size, logits->numel, r->dlogits_store.numel);
+        return SW_FAIL(SW_ERR_SHAPE,
+                       "the model output of a batch of %d (%zu values) is larger "
+                       "than planned (%zu)",
+                       batch->size, logits->numel, r->dlogits_store.numel);
+    /* The gradient buffer is sized for a full batch; the last, smaller batch views its start.
+     * Zeroed so a training step that only adds (or a hook adding terms) starts from 0. */
     sw_tensor dlogits = sw_tensor_view(r->dlogits_store.data, &logits->shape);
     sw_tensor_zero(&dlogits);
     st->dlogits = &dlogits;
@@ -243,8 +264,8 @@ static sw_status train_step(run *r, const sw_batch *batch, sw_metric_event *e) {
         return SW_FAIL(SW_ERR_NUMERIC,
                        "the loss became %s at step %ld of %ld (epoch %d), so training stopped "
                        "before that update; the learning rate was %g: try a lower one (e.g. %g)",
-                       isnan(total) ? "NaN" : "infinite", st->step + 1, r->planned,
-                       st->epoch + 1, (double)st->lr, (double)st->lr / 10.0);
+                       isnan(total) ? "NaN" : "infinite", st->step + 1, r->planned, st->epoch + 1,
+                       (double)st->lr, (double)st->lr / 10.0);
     }
 
     SW_TRY(sw_model_backward(r->model, &dlogits));
@@ -260,8 +281,11 @@ static sw_status epoch_eval(run *r) {
     if (!ev->test_set || !ev->cfg.eval_every_epoch) return SW_OK;
     double acc = 0, loss = 0;
     SW_TRY(sw_evaluator_evaluate(ev, r->model, &acc, &loss));
-    sw_metric_event e = {.kind = SW_METRIC_EVAL, .step = r->st.step, .epoch = r->st.epoch,
-                         .accuracy = acc, .loss = loss};
+    sw_metric_event e = {.kind = SW_METRIC_EVAL,
+                         .step = r->st.step,
+                         .epoch = r->st.epoch,
+                         .accuracy = acc,
+                         .loss = loss};
     emit(r, &e);
     return SW_OK;
 }
@@ -273,28 +297,36 @@ static sw_status run_loop(run *r) {
     double last = now_seconds();
     while (st->step < r->planned) {
         sw_loader_reset(&ev->loader);
-        double loss_sum = 0;
-        long loss_count = 0;
+        double loss_sum = 0, epoch_seconds = 0;
+        long loss_count = 0, epoch_images = 0;
         sw_batch batch;
         while (st->step < r->planned && sw_loader_next(&ev->loader, &batch)) {
             sw_metric_event e = {.kind = SW_METRIC_STEP};
-            SW_TRY(train_step(r, &batch, &e));
+            sw_status s = train_step(r, &batch, &e);
+            /* The batch and the step's tensors die with the step: hooks called between steps
+             * (epoch end, train end) see NULL rather than stale pointers. */
+            st->batch = NULL;
+            st->logits = NULL;
+            st->dlogits = NULL;
+            if (s != SW_OK) return s;
             st->step++;
             loss_sum += e.loss;
             loss_count++;
             double t = now_seconds();
             update_ips(r, batch.size, t - last);
+            epoch_images += batch.size;
+            epoch_seconds += t - last;
             e.step = st->step;
             e.epoch = st->epoch;
-            e.lr = st->lr;
+            e.lr = float_as_decimal(st->lr);
             e.images_per_sec = r->ips;
             emit(r, &e);
             if (ev->poll && ev->poll(ev->poll_ctx)) ev->stop_requested = true;
             /* A stop after the last planned step cuts nothing short: the run completes. */
             if (ev->stop_requested && st->step < r->planned) {
                 r->end_message = "stopped";
-                return SW_FAIL(SW_ERR_INTERRUPTED, "training stopped at step %ld of %ld",
-                               st->step, r->planned);
+                return SW_FAIL(SW_ERR_INTERRUPTED, "training stopped at step %ld of %ld", st->step,
+                               r->planned);
             }
             last = now_seconds();
         }
@@ -302,8 +334,12 @@ static sw_status run_loop(run *r) {
         /* The epoch is over: its batches ran out, or the step budget ended it early (a partial
          * last epoch still gets its summary, hooks and evaluation). */
         st->epoch++;
-        sw_metric_event e = {.kind = SW_METRIC_EPOCH, .step = st->step, .epoch = st->epoch,
-                             .loss = loss_sum / (double)loss_count};
+        sw_metric_event e = {.kind = SW_METRIC_EPOCH,
+                             .step = st->step,
+                             .epoch = st->epoch,
+                             .loss = loss_sum / (double)loss_count,
+                             .images_per_sec =
+                                 epoch_seconds > 0 ? (double)epoch_images / epoch_seconds : 0};
         emit(r, &e);
         CALL_HOOKS(r->hooks, r->n_hooks, on_epoch_end, false, st);
         SW_TRY(epoch_eval(r));
@@ -344,7 +380,7 @@ static sw_status begin_hooks(run *r) {
 sw_status sw_evaluator_train(sw_evaluator *ev, sw_model *model, long max_steps, int max_epochs) {
     if (max_steps < 0 && max_epochs < 0)
         return SW_FAIL(SW_ERR_ARG, "train: give max_steps or max_epochs (or both); "
-                       "both are unset");
+                                   "both are unset");
     if (!ev->train_set)
         return SW_FAIL(SW_ERR_ARG, "train: the evaluator has no training set; load one first");
     SW_TRY(check_config(&ev->cfg));
@@ -358,6 +394,8 @@ sw_status sw_evaluator_train(sw_evaluator *ev, sw_model *model, long max_steps, 
     run r = {.ev = ev, .model = model, .max_steps = max_steps, .max_epochs = max_epochs};
     r.n_hooks = ev->n_hooks;
     memcpy(r.hooks, ev->hooks, sizeof(r.hooks[0]) * (size_t)ev->n_hooks);
+    /* The plan fixes the schedule's length and the totals every event reports; a stop or a NaN
+     * ends the run early but never changes the plan. */
     r.planned = plan_steps(max_steps, max_epochs, per_epoch);
     r.planned_epochs = (int)((r.planned + per_epoch - 1) / per_epoch);
     r.sched = ev->cfg.lr;
@@ -373,10 +411,13 @@ sw_status sw_evaluator_train(sw_evaluator *ev, sw_model *model, long max_steps, 
     sw_shape out_sample = sw_model_output_shape(model), out_batch;
     SW_TRY(sw_shape_batched(&out_sample, ev->cfg.batch_size, &out_batch));
     SW_TRY(sw_tensor_init(&r.dlogits_store, &out_batch));
+    /* A fresh optimizer per run, as NNI rebuilds optimizers at bind: momentum and Adam moments
+     * from an earlier run (perhaps of a differently wrapped model) must not leak into this one. */
     sw_optim_deinit(&ev->optim);
     sw_status s = sw_optim_init(&ev->optim, &ev->cfg.optim);
-    if (s == SW_OK) s = sw_optim_add_group(&ev->optim, model->param_data, model->grad_data,
-                                           model->n_param_floats);
+    if (s == SW_OK)
+        s = sw_optim_add_group(&ev->optim, model->param_data, model->grad_data,
+                               model->n_param_floats);
     if (s != SW_OK) {
         sw_tensor_deinit(&r.dlogits_store);
         sw_optim_deinit(&ev->optim);
@@ -397,12 +438,14 @@ sw_status sw_evaluator_train(sw_evaluator *ev, sw_model *model, long max_steps, 
     emit(&r, &begin);
     s = begin_hooks(&r);
     if (s == SW_OK) s = run_loop(&r);
+    /* Teardown runs on every path (completed, stopped, NaN, failed), so hooks can always
+     * release what on_train_begin set up; the first error is the one reported. */
     if (s != SW_OK && s != SW_ERR_INTERRUPTED && s != SW_ERR_NUMERIC) r.end_message = "failed";
     sw_status s_end = end_hooks(&r);
     if (s == SW_OK) s = s_end;
     if (s != SW_OK && strcmp(r.end_message, "completed") == 0) r.end_message = "failed";
-    sw_metric_event e = {.kind = SW_METRIC_END, .step = r.st.step, .epoch = r.st.epoch,
-                         .message = r.end_message};
+    sw_metric_event e = {
+        .kind = SW_METRIC_END, .step = r.st.step, .epoch = r.st.epoch, .message = r.end_message};
     emit(&r, &e);
 
     sw_model_set_training(model, was_training);
@@ -413,8 +456,7 @@ sw_status sw_evaluator_train(sw_evaluator *ev, sw_model *model, long max_steps, 
 
 /* ---- evaluation --------------------------------------------------------------------------- */
 
-sw_status sw_evaluator_evaluate(sw_evaluator *ev, sw_model *model, double *accuracy,
-                                double *loss) {
+sw_status sw_evaluator_evaluate(sw_evaluator *ev, sw_model *model, double *accuracy, double *loss) {
     const sw_dataset *ds = ev->test_set;
     if (!ds || ds->n <= 0)
         return SW_FAIL(SW_ERR_ARG, "evaluate: the evaluator has no test set; load one first");
@@ -439,6 +481,7 @@ sw_status sw_evaluator_evaluate(sw_evaluator *ev, sw_model *model, double *accur
         for (int i = 0; i < b; i++) labels[i] = ds->labels[at + i];
         const sw_tensor *logits = NULL;
         s = sw_model_forward(model, &x, &logits);
+        /* Batch means weighted by batch size: the mean over the set, whatever the last batch. */
         double batch_loss = 0;
         if (s == SW_OK) s = sw_loss_cross_entropy(logits, labels, 1.0f, &batch_loss, NULL);
         if (s == SW_OK) {

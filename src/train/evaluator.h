@@ -29,7 +29,8 @@
 
 typedef struct sw_evaluator sw_evaluator;
 
-/* What a hook sees of the step in progress. */
+/* What a hook sees of the step in progress. batch, logits and dlogits are set during a step
+ * (loss_terms, before_step, after_step) and NULL in the other hooks. */
 typedef struct sw_train_state {
     sw_evaluator *ev;
     sw_model *model;
@@ -114,7 +115,26 @@ void sw_evaluator_remove_hooks(sw_evaluator *ev, const sw_train_hooks *hooks);
  * per call (as NNI drops optimizer state at unbind); the LR schedule spans the planned steps.
  * Returns SW_ERR_INTERRUPTED when stopped early (the model is consistent: stops happen at
  * step boundaries) and SW_ERR_NUMERIC on a NaN or infinite loss (message says which step and
- * what to try). */
+ * what to try).
+ *
+ * Details of a run:
+ *  - the model is put in training mode and its previous mode restored at the end;
+ *  - optimizer group 0 is model->param_data / grad_data; on_train_begin hooks (registration
+ *    order) may add groups with sw_optim_add_group(&st->ev->optim, ...); every group's
+ *    gradients are zeroed before each step; ev->optim is released when the run ends;
+ *  - a COSINE schedule with total_steps 0 anneals over the planned steps minus warm-up (the
+ *    evaluator's cfg is not modified);
+ *  - events: BEGIN; per step STEP (loss = task + hook terms; "terms" lists "task" and the hooks'
+ *    terms when a hook added any; lr; smoothed images/s); at each epoch end EPOCH (mean loss),
+ *    then on_epoch_end hooks, then EVAL when test_set and cfg.eval_every_epoch; an epoch cut
+ *    short by max_steps still ends this way, a stopped one does not; finally on_train_end hooks
+ *    (REVERSE registration order, all called even if one fails) and END with message
+ *    "completed", "stopped", "NaN loss" or "failed";
+ *  - a NaN/infinite loss is caught before backward, so the weights stay those of the last
+ *    good step;
+ *  - the loader (shuffled, last batch kept) is built on the first run and reused; its seed and
+ *    each run's dropout seed derive from cfg.seed, so the same calls with the same seed give
+ *    bit-identical weights. Steady-state steps allocate nothing. */
 sw_status sw_evaluator_train(sw_evaluator *ev, sw_model *model, long max_steps, int max_epochs);
 
 /* Accuracy in [0, 1] and mean loss of `model` on the test set (eval mode; restores the mode). */

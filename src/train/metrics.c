@@ -2,9 +2,10 @@
  *
  * A log line holds only the fields that mean something for its event kind (a STEP has a learning
  * rate, an EVAL an accuracy), so the log stays readable by eye and by jq; the reader fills the
- * absent fields with zero. Numbers go through cJSON, which prints doubles with up to 17
- * significant digits, so a value read back is the value written; NaN and infinity print as
- * null and read back as NaN.
+ * absent fields with zero. Numbers are printed here rather than by cJSON (whose printer
+ * accepts a 15-digit form that is only approximately equal): the shortest of 15, 16 or 17
+ * significant digits that reads back as the same double, so a replayed log holds exactly the
+ * values that were emitted. NaN and infinity print as null and read back as NaN.
  */
 #include "metrics.h"
 
@@ -16,7 +17,9 @@
 
 /* ---- the bus ---------------------------------------------------------------------------- */
 
-void sw_metric_bus_init(sw_metric_bus *bus) { memset(bus, 0, sizeof *bus); }
+void sw_metric_bus_init(sw_metric_bus *bus) {
+    memset(bus, 0, sizeof *bus);
+}
 
 sw_status sw_metric_bus_add(sw_metric_bus *bus, sw_metric_fn fn, void *ctx) {
     if (!fn) return SW_FAIL(SW_ERR_ARG, "metric bus: a listener needs a function");
@@ -91,7 +94,7 @@ static int kind_fields(sw_metric_kind kind) {
     case SW_METRIC_STEP:
         return F_STEP | F_TOTAL_STEPS | F_EPOCH | F_LOSS | F_TERMS | F_LR | F_IPS;
     case SW_METRIC_EPOCH:
-        return F_STEP | F_EPOCH | F_TOTAL_EPOCHS | F_LOSS;
+        return F_STEP | F_EPOCH | F_TOTAL_EPOCHS | F_LOSS | F_IPS;
     case SW_METRIC_EVAL:
         return F_STEP | F_EPOCH | F_ACCURACY | F_LOSS;
     case SW_METRIC_END:
@@ -104,6 +107,17 @@ static int kind_fields(sw_metric_kind kind) {
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
+/* Adds `value` under `key` in its shortest exact decimal form (see the top of the file). */
+static cJSON *add_number(cJSON *o, const char *key, double value) {
+    if (!isfinite(value)) return cJSON_AddNullToObject(o, key);
+    char text[40];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, value);
+        if (strtod(text, NULL) == value) break;
+    }
+    return cJSON_AddRawToObject(o, key, text);
+}
+
 char *sw_metric_event_to_json(const sw_metric_event *ev) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
@@ -111,38 +125,41 @@ char *sw_metric_event_to_json(const sw_metric_event *ev) {
     /* cJSON_Add* return NULL on allocation failure; `ok` collects that once for the lot. */
     bool ok = cJSON_AddStringToObject(o, "event", sw_metric_kind_name(ev->kind)) != NULL;
     if (ev->phase) ok = ok && cJSON_AddStringToObject(o, "phase", ev->phase);
-    if (f & F_STEP) ok = ok && cJSON_AddNumberToObject(o, "step", (double)ev->step);
-    if (f & F_TOTAL_STEPS)
-        ok = ok && cJSON_AddNumberToObject(o, "total_steps", (double)ev->total_steps);
-    if (f & F_EPOCH) ok = ok && cJSON_AddNumberToObject(o, "epoch", ev->epoch);
-    if (f & F_TOTAL_EPOCHS)
-        ok = ok && cJSON_AddNumberToObject(o, "total_epochs", ev->total_epochs);
-    if (f & F_LOSS) ok = ok && cJSON_AddNumberToObject(o, "loss", ev->loss);
+    if (f & F_STEP) ok = ok && add_number(o, "step", (double)ev->step);
+    if (f & F_TOTAL_STEPS) ok = ok && add_number(o, "total_steps", (double)ev->total_steps);
+    if (f & F_EPOCH) ok = ok && add_number(o, "epoch", ev->epoch);
+    if (f & F_TOTAL_EPOCHS) ok = ok && add_number(o, "total_epochs", ev->total_epochs);
+    if (f & F_LOSS) ok = ok && add_number(o, "loss", ev->loss);
     if ((f & F_TERMS) && ev->n_terms > 0) {
         cJSON *terms = cJSON_AddObjectToObject(o, "terms");
         ok = ok && terms;
         int n = ev->n_terms < SW_METRIC_MAX_TERMS ? ev->n_terms : SW_METRIC_MAX_TERMS;
         for (int i = 0; ok && i < n; i++)
-            ok = cJSON_AddNumberToObject(terms, ev->term_names[i] ? ev->term_names[i] : "?",
-                                         ev->term_values[i]) != NULL;
+            ok = add_number(terms, ev->term_names[i] ? ev->term_names[i] : "?",
+                            ev->term_values[i]) != NULL;
     }
-    if (f & F_LR) ok = ok && cJSON_AddNumberToObject(o, "lr", ev->lr);
-    if (f & F_IPS) ok = ok && cJSON_AddNumberToObject(o, "images_per_sec", ev->images_per_sec);
-    if (f & F_ACCURACY) ok = ok && cJSON_AddNumberToObject(o, "accuracy", ev->accuracy);
-    ok = ok && cJSON_AddNumberToObject(o, "elapsed", ev->elapsed);
+    if (f & F_LR) ok = ok && add_number(o, "lr", ev->lr);
+    if (f & F_IPS) ok = ok && add_number(o, "images_per_sec", ev->images_per_sec);
+    if (f & F_ACCURACY) ok = ok && add_number(o, "accuracy", ev->accuracy);
+    ok = ok && add_number(o, "elapsed", ev->elapsed);
     if ((f & F_MESSAGE) && ev->message)
         ok = ok && cJSON_AddStringToObject(o, "message", ev->message);
+    /* Unformatted: the whole event on one line, which is what makes the log JSON-lines. */
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return text;
 }
 
+/* The log is a stream, not an export: it is written in place (not via a temporary file and a
+ * rename) so that a workbench or `tail -f` can follow a run while it is going. */
 sw_status sw_jsonl_log_open(sw_jsonl_log *log, const char *path) {
     memset(log, 0, sizeof *log);
     log->fp = fopen(path, "w");
     if (!log->fp)
-        return SW_FAIL(SW_ERR_IO, "cannot create the metrics log %s: %s (check the folder exists "
-                       "and is writable)", path, strerror(errno));
+        return SW_FAIL(SW_ERR_IO,
+                       "cannot create the metrics log %s: %s (check the folder exists "
+                       "and is writable)",
+                       path, strerror(errno));
     return SW_OK;
 }
 
@@ -192,8 +209,7 @@ static sw_status read_string(const cJSON *o, const char *key, const char *path, 
 }
 
 /* Fills *ev from one parsed line; strings point into `o`. */
-static sw_status event_from_json(const cJSON *o, const char *path, long line,
-                                 sw_metric_event *ev) {
+static sw_status event_from_json(const cJSON *o, const char *path, long line, sw_metric_event *ev) {
     memset(ev, 0, sizeof *ev);
     if (!cJSON_IsObject(o))
         return SW_FAIL(SW_ERR_FORMAT, "%s:%ld: expected a JSON object, one event per line", path,
@@ -227,8 +243,7 @@ static sw_status event_from_json(const cJSON *o, const char *path, long line,
     const cJSON *terms = cJSON_GetObjectItemCaseSensitive(o, "terms");
     if (terms) {
         if (!cJSON_IsObject(terms))
-            return SW_FAIL(SW_ERR_FORMAT, "%s:%ld: field \"terms\" must be an object", path,
-                           line);
+            return SW_FAIL(SW_ERR_FORMAT, "%s:%ld: field \"terms\" must be an object", path, line);
         const cJSON *t;
         cJSON_ArrayForEach(t, terms) {
             if (ev->n_terms == SW_METRIC_MAX_TERMS)
@@ -247,13 +262,14 @@ static sw_status event_from_json(const cJSON *o, const char *path, long line,
 
 sw_status sw_jsonl_log_read(const char *path, sw_metric_fn fn, void *ctx) {
     FILE *fp = fopen(path, "r");
-    if (!fp)
-        return SW_FAIL(SW_ERR_IO, "cannot open the metrics log %s: %s", path, strerror(errno));
+    if (!fp) return SW_FAIL(SW_ERR_IO, "cannot open the metrics log %s: %s", path, strerror(errno));
     sw_status st = SW_OK;
     char *buf = NULL;
     size_t cap = 0;
     long line = 0;
     ssize_t len;
+    /* getline grows one buffer to the longest line: lines have no length limit, and a line
+     * holding a NUL byte or garbage is still read whole and reported, never overrun. */
     while ((len = getline(&buf, &cap, fp)) != -1) {
         line++;
         bool complete = len > 0 && buf[len - 1] == '\n';

@@ -63,9 +63,11 @@ void sw_metric_bus_emit(const sw_metric_bus *bus, const sw_metric_event *ev);
 /* Writes one JSON object per event (cJSON), one per line, flushed after each line. Keys: "event",
  * "phase", "elapsed" always; "step", "total_steps", "epoch", "total_epochs", "loss", "terms"
  * ({name: value}), "lr", "images_per_sec", "accuracy", "message" when they apply to the kind:
- *   begin: total_steps, total_epochs          step: step, total_steps, epoch, loss, terms, lr,
- *   epoch: step, epoch, total_epochs, loss          images_per_sec
- *   eval:  step, epoch, accuracy, loss        end: step, total_steps, epoch, message
+ *   begin:   total_steps, total_epochs
+ *   step:    step, total_steps, epoch, loss, terms, lr, images_per_sec (smoothed)
+ *   epoch:   step, epoch, total_epochs, loss (the epoch's mean), images_per_sec (its mean)
+ *   eval:    step, epoch, accuracy, loss
+ *   end:     step, total_steps, epoch, message
  *   message: message
  * NaN and infinite values are written as null. */
 typedef struct sw_jsonl_log {

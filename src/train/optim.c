@@ -60,8 +60,7 @@ static sw_status check_config(const sw_optim_config *c) {
         return SW_OK;
     }
     if (!(c->beta1 >= 0.0f && c->beta1 < 1.0f) || !(c->beta2 >= 0.0f && c->beta2 < 1.0f))
-        return SW_FAIL(SW_ERR_CONFIG, "Adam: betas (%g, %g) must be in [0, 1)", c->beta1,
-                       c->beta2);
+        return SW_FAIL(SW_ERR_CONFIG, "Adam: betas (%g, %g) must be in [0, 1)", c->beta1, c->beta2);
     if (!(c->eps >= 0.0f)) return SW_FAIL(SW_ERR_CONFIG, "Adam: eps %g must be >= 0", c->eps);
     return SW_OK;
 }
@@ -107,7 +106,8 @@ void sw_optim_zero_grad(sw_optim *opt) {
      * the optimizer as read-only for updates; zeroing them between steps is the one write,
      * exactly torch's optimizer.zero_grad() over every group. */
     for (int g = 0; g < opt->n_groups; g++)
-        if (opt->groups[g].n) memset((float *)opt->groups[g].grads, 0, opt->groups[g].n * sizeof(float));
+        if (opt->groups[g].n)
+            memset((float *)opt->groups[g].grads, 0, opt->groups[g].n * sizeof(float));
 }
 
 /* SGD (torch 1.13 _single_tensor_sgd):

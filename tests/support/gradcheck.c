@@ -8,7 +8,9 @@
 
 #include "test_support.h"
 
-static float uniform(sw_rng *rng, float lo, float hi) { return lo + (hi - lo) * sw_rng_uniform(rng); }
+static float uniform(sw_rng *rng, float lo, float hi) {
+    return lo + (hi - lo) * sw_rng_uniform(rng);
+}
 
 /* Gives every declared parameter owned storage: value filled as the header says, grad zeroed
  * (buffers get none). */
@@ -84,8 +86,8 @@ sw_status sw_harness_backward(sw_harness *h, const sw_tensor *dout, sw_tensor *c
 }
 
 sw_gradcheck_opts sw_gradcheck_defaults(void) {
-    return (sw_gradcheck_opts){.eps = 1e-2, .atol = 1e-3, .rtol = 1e-2, .max_checks = 0,
-                               .seed = 99};
+    return (sw_gradcheck_opts){
+        .eps = 1e-2, .atol = 1e-4, .rtol = 1e-3, .max_checks = 0, .seed = 99};
 }
 
 /* f = sum(out * dout), accumulated in double, after a fresh forward. */

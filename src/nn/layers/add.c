@@ -8,6 +8,7 @@
 
 #define TYPE "Add"
 
+/* No broadcasting: a residual join needs both branches at the same shape. */
 static sw_status add_infer_shape(const sw_layer *layer, const sw_shape *in, int n_in,
                                  sw_shape *out) {
     (void)layer;
@@ -23,6 +24,7 @@ static sw_status add_infer_shape(const sw_layer *layer, const sw_shape *in, int 
     return SW_OK;
 }
 
+/* y = in0 + in1 (+ in2 ...): the first two in one pass that writes y, the rest added on. */
 static sw_status add_forward(const sw_layer *layer, const sw_layer_io *io) {
     (void)layer;
     const size_t n = io->out->numel;
@@ -32,6 +34,7 @@ static sw_status add_forward(const sw_layer *layer, const sw_layer_io *io) {
     return SW_OK;
 }
 
+/* d(sum)/d(in_i) = 1: every input that wants a gradient gets dy added. */
 static sw_status add_backward_input(const sw_layer *layer, const sw_layer_io *io,
                                     const sw_tensor *dout, sw_tensor *const *din) {
     (void)layer;
@@ -40,6 +43,7 @@ static sw_status add_backward_input(const sw_layer *layer, const sw_layer_io *io
     return SW_OK;
 }
 
+/* n inputs take n - 1 additions per value. */
 static double add_flops(const sw_layer *layer, const sw_shape *in, int n_in, const sw_shape *out) {
     (void)layer;
     (void)in;

@@ -11,6 +11,8 @@
 
 #define TYPE "AvgPool2d"
 
+/* Mirrors torch's checks; the one difference from MaxPool2d is that PyTorch's AvgPool2d has no
+ * dilation, so anything but 1 is refused rather than silently ignored. */
 static sw_status avgpool_init(sw_layer *layer) {
     sw_layer_hparams *hp = &layer->hp;
     SW_TRY(layer_check_pair(TYPE, "kernel", hp->kernel, 1));
@@ -20,16 +22,18 @@ static sw_status avgpool_init(sw_layer *layer) {
     SW_TRY(layer_check_pair(TYPE, "padding", hp->padding, 0));
     for (int i = 0; i < 2; i++) {
         if (hp->dilation[i] != 1)
-            return SW_FAIL(SW_ERR_CONFIG, "AvgPool2d has no dilation: dilation[%d] must be 1, got %d",
-                           i, hp->dilation[i]);
+            return SW_FAIL(SW_ERR_CONFIG,
+                           "AvgPool2d has no dilation: dilation[%d] must be 1, got %d", i,
+                           hp->dilation[i]);
         if (hp->padding[i] > hp->kernel[i] / 2)
             return SW_FAIL(SW_ERR_CONFIG,
-                           "AvgPool2d: padding[%d]=%d must be at most half the kernel size %d",
-                           i, hp->padding[i], hp->kernel[i]);
+                           "AvgPool2d: padding[%d]=%d must be at most half the kernel size %d", i,
+                           hp->padding[i], hp->kernel[i]);
     }
     return SW_OK;
 }
 
+/* The window sweep over one [H, W] plane (the kernels run plane by plane). */
 static sw_conv_geom avgpool_geom(const sw_layer_hparams *hp, int h, int w) {
     sw_conv_geom g = {
         .channels = 1,
@@ -62,6 +66,7 @@ static sw_status avgpool_infer_shape(const sw_layer *layer, const sw_shape *in, 
     return SW_OK;
 }
 
+/* Planes are N*C independent [H, W] images. */
 static sw_status avgpool_forward(const sw_layer *layer, const sw_layer_io *io) {
     const sw_shape *s = &io->in[0]->shape;
     sw_conv_geom g = avgpool_geom(&layer->hp, s->dims[2], s->dims[3]);

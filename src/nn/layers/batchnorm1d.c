@@ -7,7 +7,9 @@
 
 #define TYPE "BatchNorm1d"
 
-static sw_status bn1d_init(sw_layer *layer) { return sw_batchnorm_layer_init(layer, TYPE); }
+static sw_status bn1d_init(sw_layer *layer) {
+    return sw_batchnorm_layer_init(layer, TYPE);
+}
 
 static sw_status bn1d_infer_shape(const sw_layer *layer, const sw_shape *in, int n_in,
                                   sw_shape *out) {

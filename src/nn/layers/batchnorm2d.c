@@ -21,6 +21,12 @@ typedef struct bn_saved {
     int batch_stats; /* statistics came from the batch (training): they depend on x */
     float *mean;     /* [C] */
     float *invstd;   /* [C] 1 / sqrt(var + eps) */
+    /* [2C] sum dy and sum dy*xhat. backward_input needs them and backward_params is exactly
+     * them, so the input pass leaves them here tagged with the dout they came from; the
+     * executor calls backward_params next with the same, unmodified dout, which then costs
+     * nothing. Any other dout (or no input pass) recomputes. */
+    float *sums;
+    const float *sums_for;
 } bn_saved;
 
 sw_status sw_batchnorm_layer_init(sw_layer *layer, const char *type) {
@@ -55,10 +61,14 @@ sw_status sw_batchnorm_layer_forward(const sw_layer *layer, const sw_layer_io *i
     float *run_mean = io->params[2]->data, *run_var = io->params[3]->data;
     bn_saved *sv = sw_arena_alloc(io->arena, sizeof *sv);
     float *stats;
-    if (!sv) return SW_FAIL(SW_ERR_NOMEM, "%s: no arena memory for saved statistics", layer->ops->type_name);
-    SW_TRY(layer_scratch(io->arena, 3 * (size_t)c, "BatchNorm statistics", &stats));
+    if (!sv)
+        return SW_FAIL(SW_ERR_NOMEM, "%s: no arena memory for saved statistics",
+                       layer->ops->type_name);
+    SW_TRY(layer_scratch(io->arena, 5 * (size_t)c, "BatchNorm statistics", &stats));
     sv->mean = stats;
     sv->invstd = stats + c;
+    sv->sums = stats + 3 * c; /* stats + 2c holds the batch variance */
+    sv->sums_for = NULL;
     sv->batch_stats = io->training;
     if (io->training) {
         const size_t m = (size_t)n * (size_t)s;
@@ -70,7 +80,10 @@ sw_status sw_batchnorm_layer_forward(const sw_layer *layer, const sw_layer_io *i
                            layer->ops->type_name, sw_shape_format(&x->shape, buf, sizeof buf));
         }
         float *var = stats + 2 * c;
-        sw_batchnorm_stats(sv->mean, sv->invstd, var, x->data, n, c, s, layer->hp.eps);
+        sw_batchnorm_forward(io->out->data, sv->mean, sv->invstd, var, x->data, gamma, beta, 1, n,
+                             c, s, layer->hp.eps);
+        /* PyTorch's update: the running mean follows the batch mean, the running variance the
+         * unbiased batch variance (M / (M - 1) times the biased one used to normalise). */
         const float mom = layer->hp.momentum;
         const float unbias = (float)((double)m / (double)(m - 1));
         for (int ch = 0; ch < c; ch++) {
@@ -78,24 +91,15 @@ sw_status sw_batchnorm_layer_forward(const sw_layer *layer, const sw_layer_io *i
             run_var[ch] = (1.0f - mom) * run_var[ch] + mom * var[ch] * unbias;
         }
     } else {
+        /* evaluation: normalise with the running statistics, which stay as they are */
         for (int ch = 0; ch < c; ch++) {
             sv->mean[ch] = run_mean[ch];
             sv->invstd[ch] = (float)(1.0 / sqrt((double)run_var[ch] + (double)layer->hp.eps));
         }
+        sw_batchnorm_forward(io->out->data, sv->mean, sv->invstd, NULL, x->data, gamma, beta, 0, n,
+                             c, s, layer->hp.eps);
     }
-    sw_batchnorm_apply(io->out->data, x->data, sv->mean, sv->invstd, gamma, beta, n, c, s);
     *io->saved = sv;
-    return SW_OK;
-}
-
-/* Per-channel sums of dy and dy * xhat, in arena scratch [2C]. */
-static sw_status bn_sums(const sw_layer_io *io, const sw_tensor *dout, float **sums) {
-    const bn_saved *sv = *io->saved;
-    int n, c, s;
-    bn_layout(io->in[0], &n, &c, &s);
-    SW_TRY(layer_scratch(io->arena, 2 * (size_t)c, "BatchNorm gradient sums", sums));
-    sw_batchnorm_grad_sums(*sums, *sums + c, dout->data, io->in[0]->data, sv->mean, sv->invstd, n,
-                           c, s);
     return SW_OK;
 }
 
@@ -103,14 +107,12 @@ sw_status sw_batchnorm_layer_backward_input(const sw_layer *layer, const sw_laye
                                             const sw_tensor *dout, sw_tensor *const *din) {
     (void)layer;
     if (!din[0]) return SW_OK;
-    const bn_saved *sv = *io->saved;
+    bn_saved *sv = *io->saved;
     int n, c, s;
     bn_layout(io->in[0], &n, &c, &s);
-    float *sums = NULL;
-    if (sv->batch_stats) SW_TRY(bn_sums(io, dout, &sums));
-    sw_batchnorm_backward_input(din[0]->data, dout->data, io->in[0]->data, sv->mean, sv->invstd,
-                                io->params[0]->data, sums, sums ? sums + c : NULL,
-                                sv->batch_stats, n, c, s);
+    sw_batchnorm_backward(din[0]->data, sv->sums, sv->sums + c, dout->data, io->in[0]->data,
+                          sv->mean, sv->invstd, io->params[0]->data, sv->batch_stats, n, c, s);
+    sv->sums_for = dout->data;
     return SW_OK;
 }
 
@@ -118,15 +120,18 @@ sw_status sw_batchnorm_layer_backward_params(const sw_layer *layer, const sw_lay
                                              const sw_tensor *dout, sw_tensor *const *dparams) {
     (void)layer;
     if (!dparams || (!dparams[0] && !dparams[1])) return SW_OK;
+    bn_saved *sv = *io->saved;
     int n, c, s;
     bn_layout(io->in[0], &n, &c, &s);
-    float *sums;
-    SW_TRY(bn_sums(io, dout, &sums));
+    if (sv->sums_for != dout->data)
+        sw_batchnorm_backward(NULL, sv->sums, sv->sums + c, dout->data, io->in[0]->data, sv->mean,
+                              sv->invstd, NULL, sv->batch_stats, n, c, s);
+    sv->sums_for = NULL; /* used once: a later call recomputes */
     /* d gamma = sum dy * xhat, d beta = sum dy */
     if (dparams[0])
-        for (int ch = 0; ch < c; ch++) dparams[0]->data[ch] += sums[c + ch];
+        for (int ch = 0; ch < c; ch++) dparams[0]->data[ch] += sv->sums[c + ch];
     if (dparams[1])
-        for (int ch = 0; ch < c; ch++) dparams[1]->data[ch] += sums[ch];
+        for (int ch = 0; ch < c; ch++) dparams[1]->data[ch] += sv->sums[ch];
     return SW_OK;
 }
 
@@ -139,7 +144,9 @@ double sw_batchnorm_layer_flops(const sw_layer *layer, const sw_shape *in, int n
     return 2.0 * (double)sw_shape_numel(in);
 }
 
-static sw_status bn2d_init(sw_layer *layer) { return sw_batchnorm_layer_init(layer, TYPE); }
+static sw_status bn2d_init(sw_layer *layer) {
+    return sw_batchnorm_layer_init(layer, TYPE);
+}
 
 static sw_status bn2d_infer_shape(const sw_layer *layer, const sw_shape *in, int n_in,
                                   sw_shape *out) {

@@ -10,6 +10,8 @@
 
 #define TYPE "Concat"
 
+/* Per-sample shapes must agree in every dimension but the first (channels), as torch.cat on
+ * dim 1 demands; the output has the channel counts summed. */
 static sw_status concat_infer_shape(const sw_layer *layer, const sw_shape *in, int n_in,
                                     sw_shape *out) {
     (void)layer;
@@ -32,6 +34,8 @@ static sw_status concat_infer_shape(const sw_layer *layer, const sw_shape *in, i
     return SW_OK;
 }
 
+/* Sample n of the output is [in0[n] | in1[n] | ...]: input i's block of `len` values starts
+ * `offset` values into each output sample. */
 static sw_status concat_forward(const sw_layer *layer, const sw_layer_io *io) {
     (void)layer;
     const int batch = layer_batch(io->out);
@@ -49,6 +53,7 @@ static sw_status concat_forward(const sw_layer *layer, const sw_layer_io *io) {
     return SW_OK;
 }
 
+/* The same blocks read back: input i's gradient is its slice of dy. */
 static sw_status concat_backward_input(const sw_layer *layer, const sw_layer_io *io,
                                        const sw_tensor *dout, sw_tensor *const *din) {
     (void)layer;

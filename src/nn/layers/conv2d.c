@@ -12,6 +12,8 @@
 
 #define TYPE "Conv2d"
 
+/* PyTorch's own checks: positive sizes, non-negative padding, and groups that split both
+ * channel counts evenly (each group maps Cin/groups inputs to Cout/groups outputs). */
 static sw_status conv2d_init(sw_layer *layer) {
     const sw_layer_hparams *hp = &layer->hp;
     SW_TRY(layer_check_min(TYPE, "in_channels", hp->in_channels, 1));
@@ -25,9 +27,9 @@ static sw_status conv2d_init(sw_layer *layer) {
         return SW_FAIL(SW_ERR_CONFIG,
                        "Conv2d: groups=%d must divide in_channels=%d and out_channels=%d",
                        hp->groups, hp->in_channels, hp->out_channels);
-    layer_declare_param(layer, 0, "weight", true,
-                        sw_shape_4d(hp->out_channels, hp->in_channels / hp->groups, hp->kernel[0],
-                                    hp->kernel[1]));
+    layer_declare_param(
+        layer, 0, "weight", true,
+        sw_shape_4d(hp->out_channels, hp->in_channels / hp->groups, hp->kernel[0], hp->kernel[1]));
     if (hp->bias) layer_declare_param(layer, 1, "bias", true, sw_shape_1d(hp->out_channels));
     return SW_OK;
 }
@@ -82,6 +84,9 @@ static sw_conv2d_desc conv2d_desc(const sw_layer *layer, const sw_tensor *x) {
     };
 }
 
+/* y [N, O, Ho, Wo] = conv(x [N, C, H, W], io->params[0]) + io->params[1]. The parameters are
+ * read through io (a wrapper may have substituted masked or fake-quantized copies); scratch
+ * for the im2col columns comes from the step arena. */
 static sw_status conv2d_forward(const sw_layer *layer, const sw_layer_io *io) {
     sw_conv2d_desc d = conv2d_desc(layer, io->in[0]);
     float *scratch;
@@ -92,6 +97,7 @@ static sw_status conv2d_forward(const sw_layer *layer, const sw_layer_io *io) {
     return SW_OK;
 }
 
+/* dx += conv_transpose(dy, W), with the same (possibly substituted) W forward used. */
 static sw_status conv2d_backward_input(const sw_layer *layer, const sw_layer_io *io,
                                        const sw_tensor *dout, sw_tensor *const *din) {
     if (!din[0]) return SW_OK;
@@ -103,6 +109,7 @@ static sw_status conv2d_backward_input(const sw_layer *layer, const sw_layer_io 
     return SW_OK;
 }
 
+/* dW += dy (*) x and db += sum of dy; either may be skipped (NULL), e.g. a frozen bias. */
 static sw_status conv2d_backward_params(const sw_layer *layer, const sw_layer_io *io,
                                         const sw_tensor *dout, sw_tensor *const *dparams) {
     if (!dparams) return SW_OK;
@@ -117,6 +124,7 @@ static sw_status conv2d_backward_params(const sw_layer *layer, const sw_layer_io
     return SW_OK;
 }
 
+/* Per sample: every output takes (C/groups)*kh*kw multiply-adds, plus one add for the bias. */
 static double conv2d_flops(const sw_layer *layer, const sw_shape *in, int n_in,
                            const sw_shape *out) {
     (void)in;

@@ -43,7 +43,8 @@ static sw_status dropout_forward(const sw_layer *layer, const sw_layer_io *io) {
         return SW_OK;
     }
     if (!io->rng)
-        return SW_FAIL(SW_ERR_ARG, "Dropout: a training forward needs a random generator (io->rng)");
+        return SW_FAIL(SW_ERR_ARG,
+                       "Dropout: a training forward needs a random generator (io->rng)");
     dropout_saved *sv = sw_arena_alloc(io->arena, sizeof *sv);
     uint8_t *keep = sw_arena_alloc(io->arena, n ? n : 1);
     if (!sv || !keep) return SW_FAIL(SW_ERR_NOMEM, "Dropout: no arena memory for the mask");
@@ -56,6 +57,8 @@ static sw_status dropout_forward(const sw_layer *layer, const sw_layer_io *io) {
     return SW_OK;
 }
 
+/* The same mask and scale as the forward it follows; after an evaluation (or p = 0) forward
+ * the layer was the identity, and so is its gradient. */
 static sw_status dropout_backward_input(const sw_layer *layer, const sw_layer_io *io,
                                         const sw_tensor *dout, sw_tensor *const *din) {
     (void)layer;

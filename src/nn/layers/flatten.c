@@ -22,6 +22,9 @@ static sw_status flatten_infer_shape(const sw_layer *layer, const sw_shape *in, 
     return SW_OK;
 }
 
+/* The executor gives every node its own output buffer, so flattening is one copy; aliasing
+ * the input would save it but would let a wrapper's in-place output transform corrupt the
+ * input of the previous layer. */
 static sw_status flatten_forward(const sw_layer *layer, const sw_layer_io *io) {
     (void)layer;
     sw_vec_copy(io->out->data, io->in[0]->data, io->out->numel);

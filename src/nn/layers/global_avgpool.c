@@ -6,6 +6,7 @@
 
 #define TYPE "AdaptiveAvgPool2d"
 
+/* Any [C, H, W] becomes [C, 1, 1] (the size PyTorch's AdaptiveAvgPool2d(1) keeps). */
 static sw_status gap_infer_shape(const sw_layer *layer, const sw_shape *in, int n_in,
                                  sw_shape *out) {
     (void)layer;
@@ -15,6 +16,8 @@ static sw_status gap_infer_shape(const sw_layer *layer, const sw_shape *in, int 
     return SW_OK;
 }
 
+/* One mean per plane. Planes are short (H*W values), so threads split planes, each summed
+ * sequentially in float. */
 static sw_status gap_forward(const sw_layer *layer, const sw_layer_io *io) {
     (void)layer;
     const sw_shape *s = &io->in[0]->shape;
@@ -32,6 +35,7 @@ static sw_status gap_forward(const sw_layer *layer, const sw_layer_io *io) {
     return SW_OK;
 }
 
+/* Every pixel of a plane contributed 1/(H*W) of its mean, so each receives dy/(H*W). */
 static sw_status gap_backward_input(const sw_layer *layer, const sw_layer_io *io,
                                     const sw_tensor *dout, sw_tensor *const *din) {
     (void)layer;

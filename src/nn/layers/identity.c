@@ -5,6 +5,7 @@
 
 #define TYPE "Identity"
 
+/* Any shape, unchanged. */
 static sw_status identity_infer_shape(const sw_layer *layer, const sw_shape *in, int n_in,
                                       sw_shape *out) {
     (void)layer;
@@ -13,12 +14,14 @@ static sw_status identity_infer_shape(const sw_layer *layer, const sw_shape *in,
     return SW_OK;
 }
 
+/* A copy, not an alias, for the same reason as Flatten: outputs may be transformed in place. */
 static sw_status identity_forward(const sw_layer *layer, const sw_layer_io *io) {
     (void)layer;
     sw_vec_copy(io->out->data, io->in[0]->data, io->out->numel);
     return SW_OK;
 }
 
+/* d(x)/dx = 1: the gradient passes through unchanged. */
 static sw_status identity_backward_input(const sw_layer *layer, const sw_layer_io *io,
                                          const sw_tensor *dout, sw_tensor *const *din) {
     (void)layer;

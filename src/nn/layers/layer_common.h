@@ -60,7 +60,9 @@ static inline void layer_declare_param(sw_layer *layer, int i, const char *name,
 }
 
 /* The batched shape [N, sample...] of a tensor's sample part; io tensors are always batched. */
-static inline int layer_batch(const sw_tensor *t) { return t->shape.ndim ? t->shape.dims[0] : 0; }
+static inline int layer_batch(const sw_tensor *t) {
+    return t->shape.ndim ? t->shape.dims[0] : 0;
+}
 
 /* Elements of one sample of a batched tensor. */
 static inline size_t layer_sample_numel(const sw_tensor *t) {

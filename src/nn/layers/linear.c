@@ -10,6 +10,7 @@
 
 #define TYPE "Linear"
 
+/* weight [out, in] as PyTorch stores it, so state dicts load without transposing. */
 static sw_status linear_init(sw_layer *layer) {
     const sw_layer_hparams *hp = &layer->hp;
     SW_TRY(layer_check_min(TYPE, "in_features", hp->in_features, 1));
@@ -19,6 +20,7 @@ static sw_status linear_init(sw_layer *layer) {
     return SW_OK;
 }
 
+/* Like torch.nn.Linear, any leading dimensions pass through; only the last one changes. */
 static sw_status linear_infer_shape(const sw_layer *layer, const sw_shape *in, int n_in,
                                     sw_shape *out) {
     (void)n_in;
@@ -90,6 +92,7 @@ static sw_status linear_backward_params(const sw_layer *layer, const sw_layer_io
     return SW_OK;
 }
 
+/* Per sample: rows * (in*out multiply-adds + out bias additions). */
 static double linear_flops(const sw_layer *layer, const sw_shape *in, int n_in,
                            const sw_shape *out) {
     (void)n_in;

@@ -23,13 +23,16 @@ static sw_status pool_check(sw_layer *layer, const char *type) {
     for (int i = 0; i < 2; i++)
         if (hp->padding[i] > hp->kernel[i] / 2)
             return SW_FAIL(SW_ERR_CONFIG,
-                           "%s: padding[%d]=%d must be at most half the kernel size %d",
-                           type, i, hp->padding[i], hp->kernel[i]);
+                           "%s: padding[%d]=%d must be at most half the kernel size %d", type, i,
+                           hp->padding[i], hp->kernel[i]);
     return SW_OK;
 }
 
-static sw_status maxpool_init(sw_layer *layer) { return pool_check(layer, TYPE); }
+static sw_status maxpool_init(sw_layer *layer) {
+    return pool_check(layer, TYPE);
+}
 
+/* The window sweep over one [H, W] plane (the kernels run plane by plane). */
 static sw_conv_geom pool_geom(const sw_layer_hparams *hp, int h, int w) {
     sw_conv_geom g = {
         .channels = 1,
@@ -62,24 +65,25 @@ static sw_status maxpool_infer_shape(const sw_layer *layer, const sw_shape *in, 
     return SW_OK;
 }
 
+/* y and the winners' indices; the indices (arena memory) are all backward needs, so the
+ * input may be overwritten by anything after this layer without harm. */
 static sw_status maxpool_forward(const sw_layer *layer, const sw_layer_io *io) {
     const sw_shape *s = &io->in[0]->shape;
     sw_conv_geom g = pool_geom(&layer->hp, s->dims[2], s->dims[3]);
     int32_t *argmax = sw_arena_alloc(io->arena, io->out->numel * sizeof *argmax);
     if (!argmax) return SW_FAIL(SW_ERR_NOMEM, "MaxPool2d: no arena memory for argmax indices");
-    sw_maxpool2d_forward(io->out->data, argmax, io->in[0]->data,
-                         (long)s->dims[0] * s->dims[1], &g);
+    sw_maxpool2d_forward(io->out->data, argmax, io->in[0]->data, (long)s->dims[0] * s->dims[1], &g);
     *io->saved = argmax;
     return SW_OK;
 }
 
+/* dx[winner] += dy for every window: a scatter through the saved indices. */
 static sw_status maxpool_backward_input(const sw_layer *layer, const sw_layer_io *io,
                                         const sw_tensor *dout, sw_tensor *const *din) {
     if (!din[0]) return SW_OK;
     const sw_shape *s = &io->in[0]->shape;
     sw_conv_geom g = pool_geom(&layer->hp, s->dims[2], s->dims[3]);
-    sw_maxpool2d_backward(din[0]->data, dout->data, *io->saved, (long)s->dims[0] * s->dims[1],
-                          &g);
+    sw_maxpool2d_backward(din[0]->data, dout->data, *io->saved, (long)s->dims[0] * s->dims[1], &g);
     return SW_OK;
 }
 

@@ -35,8 +35,7 @@ static sw_status relu_backward_input(const sw_layer *layer, const sw_layer_io *i
     return SW_OK;
 }
 
-static double relu_flops(const sw_layer *layer, const sw_shape *in, int n_in,
-                         const sw_shape *out) {
+static double relu_flops(const sw_layer *layer, const sw_shape *in, int n_in, const sw_shape *out) {
     (void)layer;
     (void)n_in;
     (void)out;

@@ -25,16 +25,15 @@ static sw_status relu6_forward(const sw_layer *layer, const sw_layer_io *io) {
 }
 
 static sw_status relu6_backward_input(const sw_layer *layer, const sw_layer_io *io,
-                                     const sw_tensor *dout, sw_tensor *const *din) {
+                                      const sw_tensor *dout, sw_tensor *const *din) {
     (void)layer;
     if (din[0])
-        sw_vec_clamp_backward(din[0]->data, dout->data, io->in[0]->data, 0.0f, 6.0f,
-                              dout->numel);
+        sw_vec_clamp_backward(din[0]->data, dout->data, io->in[0]->data, 0.0f, 6.0f, dout->numel);
     return SW_OK;
 }
 
 static double relu6_flops(const sw_layer *layer, const sw_shape *in, int n_in,
-                         const sw_shape *out) {
+                          const sw_shape *out) {
     (void)layer;
     (void)n_in;
     (void)out;
