@@ -1,7 +1,8 @@
 -- shrinkwrap.lua - the pure-Lua half of the `shrinkwrap` module: class sugar, configuration
--- helpers (optimizers, learning-rate schedules), printing helpers, and the sw.nn DSL
--- (lua/nn.lua). It runs once, when `require "shrinkwrap"` has filled the module table with the
--- C half (tensors, models, data, training) and passes it here.
+-- helpers (optimizers, learning-rate schedules), printing helpers, the sw.nn DSL (lua/nn.lua)
+-- and mask helpers (lua/compress.lua). It runs once, when `require "shrinkwrap"` has filled
+-- the module table with the C half (tensors, models, data, training, compression) and passes
+-- it here.
 local sw = ...
 
 -- sw.class([parent]) -> a class. Calling the class makes an instance and runs its init:
@@ -134,5 +135,6 @@ function sw.print_table(header, rows)
 end
 
 sw.nn = require "shrinkwrap.nn"
+require "shrinkwrap.compress" -- sw.mask_stats, sw.print_masks
 
 return sw

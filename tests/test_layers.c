@@ -444,12 +444,15 @@ static sw_conv_geom geom(int c, int h, int w, int kh, int kw, int sh, int sw, in
     return g;
 }
 
-/* A spread of window geometries: odd sizes, strides 1-3, padding up to the kernel, dilation. */
+/* A spread of window geometries: odd sizes, strides 1-3, padding up to the kernel, dilation,
+ * and "same"-width stride-1 cases that take im2col's flat-copy path. Columns: C, H, W, kh, kw,
+ * sh, sw, ph, pw, dh, dw. */
 static const int geoms[][11] = {
     {3, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1},  {2, 9, 7, 3, 3, 2, 2, 1, 1, 1, 1},
     {2, 8, 8, 3, 3, 1, 1, 2, 2, 2, 2},  {1, 5, 11, 2, 4, 3, 2, 0, 2, 1, 1},
     {4, 6, 6, 1, 1, 1, 1, 0, 0, 1, 1},  {2, 4, 4, 5, 5, 1, 2, 3, 3, 1, 1},
     {3, 10, 9, 3, 2, 2, 3, 1, 1, 3, 2}, {1, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1},
+    {2, 3, 2, 5, 5, 1, 1, 2, 2, 1, 1}, /* shifts as wide as the image */
 };
 #define N_GEOMS (sizeof geoms / sizeof geoms[0])
 
@@ -482,8 +485,9 @@ static void test_layers_im2col_matches_naive(void **state) {
     }
 }
 
-/* The im2col+sgemm convolution (forward, input and parameter gradients) agrees with the seven
- * loops, for batch sizes below and above the thread count and every geometry and grouping. */
+/* The fast convolution (im2col+sgemm, or the direct depthwise loops) agrees with the seven
+ * loops in forward, input and parameter gradients, for batch sizes below and above the thread
+ * count, every geometry, grouping and depth multiplier. */
 static void test_layers_conv_fast_matches_naive(void **state) {
     (void)state;
     const int groups_for[] = {1, 2, 4};
@@ -492,15 +496,19 @@ static void test_layers_conv_fast_matches_naive(void **state) {
             sw_conv_geom g = geom_at(i);
             int groups = groups_for[gi];
             g.channels *= groups; /* keep Cg as in the table */
-            int batches[] = {1, 5};
-            for (int bi = 0; bi < 2; bi++) {
-                sw_conv2d_desc d = {
-                    .batch = batches[bi], .out_channels = 3 * groups, .groups = groups, .geom = g};
+            /* odd cases: one output per group (with Cg = 1: the direct depthwise kernels) */
+            int batches[] = {1, 5, 3, 4};
+            for (int bi = 0; bi < 4; bi++) {
+                int per_group = bi < 2 ? 3 : 1;
+                sw_conv2d_desc d = {.batch = batches[bi],
+                                    .out_channels = per_group * groups,
+                                    .groups = groups,
+                                    .geom = g};
                 int cg = g.channels / groups;
                 size_t nx = (size_t)d.batch * g.channels * g.height * g.width;
                 size_t ny = (size_t)d.batch * d.out_channels * g.out_h * g.out_w;
                 size_t nw = (size_t)d.out_channels * cg * g.kernel_h * g.kernel_w;
-                uint64_t seed = 300 + i * 10 + gi * 2 + bi;
+                uint64_t seed = 300 + i * 20 + gi * 4 + bi;
                 sw_tensor *x = rand_tensor(sw_shape_1d((int)nx), seed, -1, 1);
                 sw_tensor *w = rand_tensor(sw_shape_1d((int)nw), seed + 1, -1, 1);
                 sw_tensor *b = rand_tensor(sw_shape_1d(d.out_channels), seed + 2, -1, 1);
@@ -998,6 +1006,9 @@ static void test_layers_bad_shapes_rejected(void **state) {
     hp = sw_layer_hparams_default(SW_LAYER_CONCAT);
     sw_layer *cat = make_layer(SW_LAYER_CONCAT, &hp);
     expect_bad_shape(cat, two, 2, "outside the channel dimension");
+    sw_shape out;
+    assert_int_equal(add->ops->infer_shape(add, two, 1, &out), SW_ERR_ARG); /* one input */
+    assert_int_equal(cat->ops->infer_shape(cat, two, 0, &out), SW_ERR_ARG);
     hp = sw_layer_hparams_default(SW_LAYER_BATCHNORM2D);
     hp.num_features = 4;
     sw_layer *bn = make_layer(SW_LAYER_BATCHNORM2D, &hp);
@@ -1112,9 +1123,11 @@ static float *step_snapshot(sw_model *m, const sw_tensor *x, const int *labels, 
     return snap;
 }
 
-/* A training step gives bit-identical outputs and gradients on every run and for 1 or 2
- * threads: samples are independent in forward, and the weight gradient adds its per-chunk
- * partial sums in a fixed order whichever thread computed them. */
+/* A training step through our own parallel kernels (conv, BatchNorm, pooling) gives
+ * bit-identical outputs and gradients on every run and for 1 or 2 threads: samples are
+ * independent in forward, and the weight gradient adds its per-chunk partial sums in a fixed
+ * order whichever thread computed them. (No Linear: OpenBLAS's own multithreaded sgemm rounds
+ * differently from its single-threaded one.) */
 static void test_layers_results_independent_of_threads(void **state) {
     (void)state;
     sw_model *m = NULL;
@@ -1131,17 +1144,16 @@ static void test_layers_results_independent_of_threads(void **state) {
     add_node(m, "pool", SW_LAYER_MAXPOOL2D, &hp, NULL, 0);
     hp = conv_hp(8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 2, false);
     add_node(m, "conv2", SW_LAYER_CONV2D, &hp, NULL, 0);
+    hp = sw_layer_hparams_default(SW_LAYER_GLOBAL_AVGPOOL);
+    add_node(m, "gap", SW_LAYER_GLOBAL_AVGPOOL, &hp, NULL, 0);
     hp = sw_layer_hparams_default(SW_LAYER_FLATTEN);
     add_node(m, "flat", SW_LAYER_FLATTEN, &hp, NULL, 0);
-    hp = sw_layer_hparams_default(SW_LAYER_LINEAR);
-    hp.in_features = 200, hp.out_features = 5;
-    add_node(m, "fc", SW_LAYER_LINEAR, &hp, NULL, 0);
     assert_int_equal(sw_model_finalize(m), SW_OK);
     sw_model_init_params(m, 9);
     sw_tensor *x = rand_tensor(sw_shape_4d(13, 3, 10, 10), 800, -1, 1);
     int labels[13];
-    for (int i = 0; i < 13; i++) labels[i] = i % 5;
-    size_t n = m->n_param_floats + 13 * 5;
+    for (int i = 0; i < 13; i++) labels[i] = i % 8;
+    size_t n = m->n_param_floats + 13 * 8;
     int before = sw_threads_get();
     float *a = step_snapshot(m, x, labels, 1);
     float *b = step_snapshot(m, x, labels, 2);

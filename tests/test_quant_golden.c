@@ -49,8 +49,7 @@ static void get(const sw_safetensors *st, const char *name, sw_tensor *out) {
 
 /* train/input and train/target of the conv cases are 5-D ([K, B, C, H, W]): read them flat,
  * as [K, B*C*H*W] (K batches), keeping the full shape in dims. */
-static void get_batches(const sw_safetensors *st, const char *name, sw_tensor *out,
-                        int dims[5]) {
+static void get_batches(const sw_safetensors *st, const char *name, sw_tensor *out, int dims[5]) {
     const sw_st_entry *e = sw_safetensors_find(st, name);
     if (!e || e->dtype != SW_DTYPE_F32 || e->ndim < 3 || e->ndim > 5)
         fail_msg("fixture tensor %s: missing or not F32 [K, B, ...]", name);
@@ -104,8 +103,8 @@ static sw_dataset *dataset_of(const float *x, int n, int c, int h, int w) {
 }
 
 /* MSE (mean) of the model output against train/target[k], k = call % K, as NNI's loop. */
-static sw_status mse_step(void *ctx, const sw_batch *batch, const sw_tensor *logits,
-                          double *loss, sw_tensor *dlogits) {
+static sw_status mse_step(void *ctx, const sw_batch *batch, const sw_tensor *logits, double *loss,
+                          sw_tensor *dlogits) {
     (void)batch;
     replay *r = ctx;
     int k = (int)(r->mse_calls++ % r->n_batches);
@@ -409,8 +408,8 @@ static void compare_final_weights(replay *r) {
         get(r->gold, name, &want);
         float maxabs = 0;
         for (size_t i = 0; i < want.numel; i++) maxabs = fmaxf(maxabs, fabsf(want.data[i]));
-        sw_test_assert_close(l->params[p].value.data, want.data, want.numel,
-                             1e-5f * maxabs + 1e-7f, 0.0f, name);
+        sw_test_assert_close(l->params[p].value.data, want.data, want.numel, 1e-5f * maxabs + 1e-7f,
+                             0.0f, name);
         sw_tensor_deinit(&want);
     }
 }
@@ -584,11 +583,11 @@ static void check_fixture(const char *name) {
 static void test_quant_golden_qat(void **state) {
     (void)state;
     static const char *const cases[] = {
-        "quant_qat_linear_int8_affine_pertensor",     "quant_qat_linear_int8_symmetric_pertensor",
-        "quant_qat_linear_int4_affine_pertensor",     "quant_qat_linear_int4_symmetric_pertensor",
-        "quant_qat_linear_int8_affine_perchannel",    "quant_qat_linear_int8_symmetric_perchannel",
-        "quant_qat_linear_int4_affine_perchannel",    "quant_qat_linear_int4_symmetric_perchannel",
-        "quant_qat_conv_int8_affine_perchannel",      "quant_qat_conv_int8_symmetric_pertensor",
+        "quant_qat_linear_int8_affine_pertensor",  "quant_qat_linear_int8_symmetric_pertensor",
+        "quant_qat_linear_int4_affine_pertensor",  "quant_qat_linear_int4_symmetric_pertensor",
+        "quant_qat_linear_int8_affine_perchannel", "quant_qat_linear_int8_symmetric_perchannel",
+        "quant_qat_linear_int4_affine_perchannel", "quant_qat_linear_int4_symmetric_perchannel",
+        "quant_qat_conv_int8_affine_perchannel",   "quant_qat_conv_int8_symmetric_pertensor",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_fixture(cases[i]);
 }
@@ -597,8 +596,8 @@ static void test_quant_golden_qat(void **state) {
 static void test_quant_golden_lsq(void **state) {
     (void)state;
     static const char *const cases[] = {
-        "quant_lsq_linear_int8_symmetric_pertensor",  "quant_lsq_linear_int8_symmetric_perchannel",
-        "quant_lsq_linear_int4_symmetric_pertensor",  "quant_lsq_linear_int4_symmetric_perchannel",
+        "quant_lsq_linear_int8_symmetric_pertensor", "quant_lsq_linear_int8_symmetric_perchannel",
+        "quant_lsq_linear_int4_symmetric_pertensor", "quant_lsq_linear_int4_symmetric_perchannel",
         "quant_lsq_conv_int8_symmetric_perchannel",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_fixture(cases[i]);
@@ -608,10 +607,10 @@ static void test_quant_golden_lsq(void **state) {
 static void test_quant_golden_ptq(void **state) {
     (void)state;
     static const char *const cases[] = {
-        "quant_ptq_linear_int8_affine_pertensor",     "quant_ptq_linear_int8_symmetric_pertensor",
-        "quant_ptq_linear_int4_affine_pertensor",     "quant_ptq_linear_int4_symmetric_pertensor",
-        "quant_ptq_linear_int8_affine_perchannel",    "quant_ptq_linear_int8_symmetric_perchannel",
-        "quant_ptq_linear_int4_affine_perchannel",    "quant_ptq_linear_int4_symmetric_perchannel",
+        "quant_ptq_linear_int8_affine_pertensor",   "quant_ptq_linear_int8_symmetric_pertensor",
+        "quant_ptq_linear_int4_affine_pertensor",   "quant_ptq_linear_int4_symmetric_pertensor",
+        "quant_ptq_linear_int8_affine_perchannel",  "quant_ptq_linear_int8_symmetric_perchannel",
+        "quant_ptq_linear_int4_affine_perchannel",  "quant_ptq_linear_int4_symmetric_perchannel",
         "quant_ptq_conv_int8_symmetric_perchannel",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_fixture(cases[i]);
@@ -637,8 +636,8 @@ static void test_quant_golden_bnn(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_quant_golden_qat),    cmocka_unit_test(test_quant_golden_lsq),
-        cmocka_unit_test(test_quant_golden_ptq),    cmocka_unit_test(test_quant_golden_dorefa),
+        cmocka_unit_test(test_quant_golden_qat), cmocka_unit_test(test_quant_golden_lsq),
+        cmocka_unit_test(test_quant_golden_ptq), cmocka_unit_test(test_quant_golden_dorefa),
         cmocka_unit_test(test_quant_golden_bnn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,12 +20,12 @@ typedef struct fake_term {
     int keys[256];
     int n_keys, next;
     int w, h;
-    int frames;                 /* canvases presented */
-    char *last;                 /* the last frame as text */
-    long steps_seen[64];        /* the app's step counter at each frame during work */
+    int frames;          /* canvases presented */
+    char *last;          /* the last frame as text */
+    long steps_seen[64]; /* the app's step counter at each frame during work */
     int n_steps_seen;
     sw_tui_app *app;
-    int signal_after;           /* report SIGTERM once this many keys were read (0: never) */
+    int signal_after; /* report SIGTERM after this many key reads (0: never) */
     int reads;
 } fake_term;
 
@@ -57,13 +57,15 @@ static void fake_present(void *ctx, const sw_tui_canvas *c) {
 
 static int fake_signal(void *ctx) {
     fake_term *t = ctx;
-    return t->signal_after > 0 && t->next >= t->signal_after ? SIGTERM : 0;
+    return t->signal_after > 0 && t->reads > t->signal_after ? SIGTERM : 0;
 }
 
 static void keys(fake_term *t, const int *k, int n) {
     for (int i = 0; i < n; i++) t->keys[t->n_keys++] = k[i];
 }
-static void key(fake_term *t, int k) { t->keys[t->n_keys++] = k; }
+static void key(fake_term *t, int k) {
+    t->keys[t->n_keys++] = k;
+}
 static void text(fake_term *t, const char *s) {
     for (; *s; s++) key(t, (unsigned char)*s);
 }
@@ -92,7 +94,8 @@ static sw_dataset *synthetic(int n, uint64_t seed) {
     for (int i = 0; i < n; i++) {
         ds->labels[i] = (uint8_t)(i % 10);
         for (int k = 0; k < 784; k++)
-            ds->images[(size_t)i * 784 + k] = (float)(i % 10) * 0.2f - 1.0f + 0.1f * sw_rng_uniform(&rng);
+            ds->images[(size_t)i * 784 + k] =
+                (float)(i % 10) * 0.2f - 1.0f + 0.1f * sw_rng_uniform(&rng);
     }
     return ds;
 }
@@ -107,8 +110,11 @@ static int setup(void **state) {
     f->test = synthetic(32, 2);
     sw_tui_app_set_data(f->app, f->train, f->test);
     f->term = (fake_term){.w = 80, .h = 24, .app = f->app};
-    f->io = (sw_tui_io){.ctx = &f->term, .read_key = fake_read_key, .size = fake_size,
-                        .present = fake_present, .pending_signal = fake_signal};
+    f->io = (sw_tui_io){.ctx = &f->term,
+                        .read_key = fake_read_key,
+                        .size = fake_size,
+                        .present = fake_present,
+                        .pending_signal = fake_signal};
     *state = f;
     return 0;
 }
@@ -217,11 +223,23 @@ static void test_tui_app_signal_ends_the_session(void **state) {
     fixture *f = *state;
     open_train_form(&f->term);
     key(&f->term, SW_KEY_ENTER);
-    f->term.signal_after = f->term.n_keys; /* right after the form is submitted */
+    f->term.signal_after = f->term.n_keys; /* once training polls for keys */
     assert_int_equal(sw_tui_app_run(f->app, &f->io), SIGTERM);
     sw_tui_state *st = sw_tui_app_state(f->app);
     assert_int_equal(st->history.status, SW_TUI_RUN_STOPPED);
-    assert_int_equal(st->history.step, 1);
+    assert_in_range(st->history.step, 1, 3); /* of 4 */
+}
+
+/* A signal that arrives before training starts (during the data loading) ends the session
+ * without starting the run. */
+static void test_tui_app_signal_before_work_skips_it(void **state) {
+    fixture *f = *state;
+    open_train_form(&f->term);
+    key(&f->term, SW_KEY_ENTER);
+    f->term.signal_after = f->term.n_keys - 1; /* pending once Enter is read */
+    assert_int_equal(sw_tui_app_run(f->app, &f->io), SIGTERM);
+    assert_int_equal(sw_tui_app_state(f->app)->history.status, SW_TUI_RUN_NONE);
+    assert_int_equal(sw_tui_app_state(f->app)->history.runs, 0);
 }
 
 /* e writes the model atomically to the given path; the file loads back to the same weights. */
@@ -252,23 +270,30 @@ static void test_tui_app_open_log_replays_charts(void **state) {
     snprintf(bad, sizeof bad, "%s/cut.jsonl", sw_test_tmpdir());
     sw_jsonl_log log;
     assert_int_equal(sw_jsonl_log_open(&log, path), SW_OK);
-    sw_metric_event e = {.kind = SW_METRIC_BEGIN, .phase = "train", .total_steps = 6,
-                         .total_epochs = 1};
+    sw_metric_event e = {
+        .kind = SW_METRIC_BEGIN, .phase = "train", .total_steps = 6, .total_epochs = 1};
     sw_jsonl_log_listener(&log, &e);
     for (int i = 1; i <= 6; i++) {
-        e = (sw_metric_event){.kind = SW_METRIC_STEP, .phase = "train", .step = i,
-                              .total_steps = 6, .loss = 1.0 / i, .lr = 0.1, .images_per_sec = 9};
+        e = (sw_metric_event){.kind = SW_METRIC_STEP,
+                              .phase = "train",
+                              .step = i,
+                              .total_steps = 6,
+                              .loss = 1.0 / i,
+                              .lr = 0.1,
+                              .images_per_sec = 9};
         sw_jsonl_log_listener(&log, &e);
     }
     e = (sw_metric_event){.kind = SW_METRIC_EVAL, .phase = "train", .step = 6, .accuracy = 0.5};
     sw_jsonl_log_listener(&log, &e);
-    e = (sw_metric_event){.kind = SW_METRIC_END, .phase = "train", .step = 6, .message = "completed"};
+    e = (sw_metric_event){
+        .kind = SW_METRIC_END, .phase = "train", .step = 6, .message = "completed"};
     sw_jsonl_log_listener(&log, &e);
     sw_jsonl_log_close(&log);
     FILE *fp = fopen(bad, "w");
     fputs("{\"event\": \"begin\", \"phase\": \"train\", \"elapsed\": 0, \"total_steps\": 9}\n"
           "{\"event\": \"step\", \"phase\": \"train\", \"elapsed\": 1, \"step\": 1, \"loss\": 2}\n"
-          "{\"event\": \"step\", \"pha", fp);
+          "{\"event\": \"step\", \"pha",
+          fp);
     fclose(fp);
 
     key(&f->term, 'o');
@@ -281,6 +306,7 @@ static void test_tui_app_open_log_replays_charts(void **state) {
     assert_int_equal(st->history.status, SW_TUI_RUN_COMPLETED);
     assert_float_equal(st->history.accuracy, 0.5, 0);
     assert_non_null(strstr(f->term.last, "accuracy 50.00%"));
+    assert_non_null(strstr(f->term.last, "Metrics: run.jsonl (replay, 1 run)"));
     assert_true(log_contains(f->app, "events, 1 run"));
 
     f->term.n_keys = f->term.next = 0;
@@ -303,8 +329,8 @@ static void test_tui_app_attach_compress_export(void **state) {
     snprintf(model_path, sizeof model_path, "%s/pruned.safetensors", sw_test_tmpdir());
     snprintf(masks_path, sizeof masks_path, "%s/pruned.masks.safetensors", sw_test_tmpdir());
     /* The tree is flatten, fc1, relu1, fc2, relu2, fc3: mark fc1, relu1, fc2. */
-    const int k[] = {'j', ' ', ' ', ' ', 'a', SW_KEY_ENTER, SW_KEY_CTRL_U, '0', '.', '2', '5',
-                     SW_KEY_ENTER, 'c', SW_KEY_ENTER, 'e', SW_KEY_CTRL_U};
+    const int k[] = {'j', ' ', ' ', ' ',          'a', SW_KEY_ENTER, SW_KEY_CTRL_U, '0',
+                     '.', '2', '5', SW_KEY_ENTER, 'c', SW_KEY_ENTER, 'e',           SW_KEY_CTRL_U};
     keys(&f->term, k, (int)(sizeof k / sizeof k[0]));
     text(&f->term, model_path);
     key(&f->term, SW_KEY_DOWN);
@@ -394,7 +420,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_tui_app_pause_keeps_the_screen_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tui_app_quit_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tui_app_signal_ends_the_session, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tui_app_export_writes_a_loadable_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tui_app_signal_before_work_skips_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tui_app_export_writes_a_loadable_model, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_tui_app_open_log_replays_charts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tui_app_attach_compress_export, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tui_app_errors_go_to_the_log, setup, teardown),

@@ -8,6 +8,7 @@
 #include "test_support.h"
 
 #include "nn/zoo.h"
+#include "tui/attach.h"
 #include "tui/chart.h"
 #include "tui/state.h"
 #include "tui/view.h"
@@ -27,9 +28,15 @@ static int setup_model(void **state, const char *zoo, bool utf8) {
     *state = f;
     return 0;
 }
-static int setup_resnet(void **state) { return setup_model(state, "fmnist_resnet", true); }
-static int setup_cnn(void **state) { return setup_model(state, "fmnist_cnn", true); }
-static int setup_cnn_ascii(void **state) { return setup_model(state, "fmnist_cnn", false); }
+static int setup_resnet(void **state) {
+    return setup_model(state, "fmnist_resnet", true);
+}
+static int setup_cnn(void **state) {
+    return setup_model(state, "fmnist_cnn", true);
+}
+static int setup_cnn_ascii(void **state) {
+    return setup_model(state, "fmnist_cnn", false);
+}
 
 static int teardown(void **state) {
     fixture *f = *state;
@@ -423,14 +430,21 @@ static void test_tui_history_follows_events(void **state) {
     (void)state;
     sw_tui_history h;
     assert_int_equal(sw_tui_history_init(&h), SW_OK);
-    sw_metric_event e = {.kind = SW_METRIC_BEGIN, .phase = "train", .total_steps = 10,
-                         .total_epochs = 2};
+    sw_metric_event e = {
+        .kind = SW_METRIC_BEGIN, .phase = "train", .total_steps = 10, .total_epochs = 2};
     sw_tui_history_on_event(&h, &e);
     assert_int_equal(h.status, SW_TUI_RUN_ACTIVE);
     for (int i = 1; i <= 4; i++) {
-        e = (sw_metric_event){.kind = SW_METRIC_STEP, .step = i, .total_steps = 10, .loss = 2.0 / i,
-                              .lr = 0.1, .images_per_sec = 100, .elapsed = i * 0.5, .n_terms = 2,
-                              .term_names = {"task", "distill"}, .term_values = {1.5 / i, 0.5 / i}};
+        e = (sw_metric_event){.kind = SW_METRIC_STEP,
+                              .step = i,
+                              .total_steps = 10,
+                              .loss = 2.0 / i,
+                              .lr = 0.1,
+                              .images_per_sec = 100,
+                              .elapsed = i * 0.5,
+                              .n_terms = 2,
+                              .term_names = {"task", "distill"},
+                              .term_values = {1.5 / i, 0.5 / i}};
         sw_tui_history_on_event(&h, &e);
     }
     assert_int_equal(h.series[SW_TUI_SERIES_LOSS].n, 4);
@@ -545,12 +559,19 @@ static void test_tui_canvas_utf8_round_trip(void **state) {
     sw_tui_canvas c;
     sw_tui_canvas_init(&c);
     sw_tui_canvas_resize(&c, 10, 2);
-    int n = sw_tui_canvas_text(&c, 1, 0, 10, "a\xe2\x94\x82\xe2\xa3\xbf" "b", SW_STYLE_NORMAL);
+    int n = sw_tui_canvas_text(&c, 1, 0, 10,
+                               "a\xe2\x94\x82\xe2\xa3\xbf"
+                               "b",
+                               SW_STYLE_NORMAL);
     assert_int_equal(n, 4);
     assert_int_equal(c.cells[2].ch, 0x2502);
     char row[64];
-    assert_string_equal(sw_tui_canvas_row(&c, 0, row, sizeof row), " a\xe2\x94\x82\xe2\xa3\xbf" "b");
-    sw_tui_canvas_text(&c, 0, 1, 3, "\xff" "xyz", SW_STYLE_NORMAL); /* bad byte, clipped */
+    assert_string_equal(sw_tui_canvas_row(&c, 0, row, sizeof row), " a\xe2\x94\x82\xe2\xa3\xbf"
+                                                                   "b");
+    sw_tui_canvas_text(&c, 0, 1, 3,
+                       "\xff"
+                       "xyz",
+                       SW_STYLE_NORMAL); /* bad byte, clipped */
     assert_string_equal(sw_tui_canvas_row(&c, 1, row, sizeof row), "?xy");
     sw_tui_canvas_deinit(&c);
 }
@@ -619,8 +640,12 @@ static void test_tui_view_ascii_without_utf8(void **state) {
     sw_metric_event e = {.kind = SW_METRIC_BEGIN, .total_steps = 20, .total_epochs = 1};
     sw_tui_state_on_metric(&f->st, &e);
     for (int i = 1; i <= 20; i++) {
-        e = (sw_metric_event){.kind = SW_METRIC_STEP, .step = i, .total_steps = 20,
-                              .loss = 1.0 / i, .lr = 0.01 * i, .images_per_sec = 50 + i};
+        e = (sw_metric_event){.kind = SW_METRIC_STEP,
+                              .step = i,
+                              .total_steps = 20,
+                              .loss = 1.0 / i,
+                              .lr = 0.01 * i,
+                              .images_per_sec = 50 + i};
         sw_tui_state_on_metric(&f->st, &e);
     }
     f->st.work = SW_TUI_WORK_RUNNING;
@@ -657,9 +682,15 @@ static void test_tui_view_progress_and_chart_move(void **state) {
     f->st.work = SW_TUI_WORK_RUNNING;
     char *before = NULL, *after = NULL;
     for (int i = 1; i <= 30; i++) {
-        e = (sw_metric_event){.kind = SW_METRIC_STEP, .step = i, .total_steps = 40,
-                              .total_epochs = 2, .epoch = i / 20, .loss = 2.0 / i + 0.1,
-                              .lr = 0.05, .images_per_sec = 100, .elapsed = i * 0.1};
+        e = (sw_metric_event){.kind = SW_METRIC_STEP,
+                              .step = i,
+                              .total_steps = 40,
+                              .total_epochs = 2,
+                              .epoch = i / 20,
+                              .loss = 2.0 / i + 0.1,
+                              .lr = 0.05,
+                              .images_per_sec = 100,
+                              .elapsed = i * 0.1};
         sw_tui_state_on_metric(&f->st, &e);
         if (i == 10) before = render(&f->st, 80, 24);
     }
@@ -672,12 +703,65 @@ static void test_tui_view_progress_and_chart_move(void **state) {
     free(after);
 }
 
+/* The session's own training does not continue a replayed log's charts: its BEGIN starts
+ * them afresh. */
+static void test_tui_state_own_run_replaces_a_replay(void **state) {
+    fixture *f = *state;
+    sw_metric_event e = {.kind = SW_METRIC_STEP, .step = 7, .loss = 1};
+    sw_tui_state_on_metric(&f->st, &e);
+    snprintf(f->st.replay, sizeof f->st.replay, "old.jsonl");
+    e = (sw_metric_event){.kind = SW_METRIC_BEGIN, .total_steps = 3};
+    sw_tui_state_on_metric(&f->st, &e);
+    assert_string_equal(f->st.replay, "");
+    assert_int_equal(f->st.history.series[SW_TUI_SERIES_LOSS].n, 0);
+    assert_int_equal(f->st.history.runs, 1);
+    assert_float_equal(f->st.history.x_offset, 0, 0);
+}
+
+/* The inspector names the modules that must lose the same channels (residual Adds), and a
+ * norm pruner attached with dependency groups on gets NNI's dependency_group_id. */
+static void test_tui_attach_dependency_groups(void **state) {
+    fixture *f = *state;
+    sw_tui_chain ch;
+    sw_tui_chain_init(&ch, f->model);
+    int conv2 = sw_model_find(f->model, "layer1.0.conv2");
+    sw_tui_inspector in = {0};
+    sw_tui_chain_inspect(&ch, conv2, &in);
+    assert_true(in.n >= 1);
+    assert_string_equal(in.rows[0].label, "dep group");
+    assert_non_null(strstr(in.rows[0].value, "layer1.1.conv2"));
+    assert_non_null(strstr(in.rows[0].value, "conv1"));
+    int n_algos;
+    const sw_tui_algo *algos = sw_tui_algos(&n_algos);
+    assert_true(n_algos >= 4);
+    assert_string_equal(algos[0].entry.name, "L1Norm");
+    sw_tui_form form;
+    sw_tui_form_init(&form, SW_TUI_FORM_ATTACH, "");
+    algos[0].entry.form(&form);
+    sw_tui_form_set(&form, "dependency", "on");
+    assert_true(sw_tui_form_check(&form));
+    int nodes[] = {conv2, sw_model_find(f->model, "layer1.0.bn2")};
+    int skipped = 0;
+    assert_int_equal(sw_tui_chain_attach(&ch, &algos[0], &form, nodes, 2, NULL, &skipped), SW_OK);
+    assert_int_equal(skipped, 1);
+    assert_non_null(strstr(ch.items[0].config, "\"dependency_group_id\":\"dep"));
+    assert_int_equal(sw_tui_chain_compress(&ch, -1, -1), SW_OK);
+    sw_tui_chain_publish(&ch, &f->st);
+    assert_string_equal(f->st.badges[conv2], "P:L1 50%");
+    assert_int_equal(f->st.n_chain, 1);
+    assert_int_equal(sw_tui_chain_detach(&ch), SW_OK);
+    assert_int_not_equal(sw_tui_chain_detach(&ch), SW_OK); /* nothing left to detach */
+    sw_tui_chain_deinit(&ch);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_tui_state_tree_starts_top_level_expanded, setup_resnet, teardown),
+        cmocka_unit_test_setup_teardown(test_tui_state_tree_starts_top_level_expanded, setup_resnet,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_tui_state_tree_cursor_clamps, setup_resnet, teardown),
         cmocka_unit_test_setup_teardown(test_tui_state_tree_left_right, setup_resnet, teardown),
-        cmocka_unit_test_setup_teardown(test_tui_state_tree_collapse_moves_cursor, setup_resnet, teardown),
+        cmocka_unit_test_setup_teardown(test_tui_state_tree_collapse_moves_cursor, setup_resnet,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_tui_state_tree_selection, setup_resnet, teardown),
         cmocka_unit_test_setup_teardown(test_tui_state_search, setup_resnet, teardown),
         cmocka_unit_test_setup_teardown(test_tui_state_quit_asks_when_running, setup_cnn, teardown),
@@ -686,8 +770,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_tui_state_attach_list, setup_cnn, teardown),
         cmocka_unit_test_setup_teardown(test_tui_state_help_opens_and_closes, setup_cnn, teardown),
         cmocka_unit_test_setup_teardown(test_tui_state_log_focus_scrolls, setup_cnn, teardown),
-        cmocka_unit_test_setup_teardown(test_tui_state_train_form_validates_in_place, setup_cnn, teardown),
-        cmocka_unit_test_setup_teardown(test_tui_state_train_form_needs_a_length, setup_cnn, teardown),
+        cmocka_unit_test_setup_teardown(test_tui_state_train_form_validates_in_place, setup_cnn,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tui_state_train_form_needs_a_length, setup_cnn,
+                                        teardown),
         cmocka_unit_test(test_tui_state_form_paths_and_choices),
         cmocka_unit_test(test_tui_series_ring_keeps_newest),
         cmocka_unit_test(test_tui_history_follows_events),
@@ -698,9 +784,13 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_tui_inspect_conv_layer, setup_cnn, teardown),
         cmocka_unit_test_setup_teardown(test_tui_view_80x24_shows_every_pane, setup_cnn, teardown),
         cmocka_unit_test_setup_teardown(test_tui_view_too_small_says_so, setup_cnn, teardown),
-        cmocka_unit_test_setup_teardown(test_tui_view_ascii_without_utf8, setup_cnn_ascii, teardown),
+        cmocka_unit_test_setup_teardown(test_tui_view_ascii_without_utf8, setup_cnn_ascii,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_tui_view_help_lists_every_key, setup_cnn, teardown),
         cmocka_unit_test_setup_teardown(test_tui_view_progress_and_chart_move, setup_cnn, teardown),
+        cmocka_unit_test_setup_teardown(test_tui_state_own_run_replaces_a_replay, setup_cnn,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tui_attach_dependency_groups, setup_resnet, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,8 @@ static const sw_command commands[] = {
     {"run", sw_cmd_run, "run a Lua recipe (recipes/*.lua; docs/LUA.md)"},
     {"speedup", sw_cmd_speedup, "shrink a pruned model for real: masks in, smaller model out"},
     {"fuse", sw_cmd_fuse, "prune with a fused distiller (or fine-tune), export the masks"},
+    {"prune", sw_cmd_prune, "prune with any of the nine pruners, fine-tune, export the masks"},
+    {"quantize", sw_cmd_quantize, "quantize (QAT, PTQ, LSQ, ...) and write a real int8 model"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

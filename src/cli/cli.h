@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "compress/compressor.h"
+#include "compress/masks.h"
 #include "data/dataset.h"
 #include "nn/model.h"
 #include "train/metrics.h"
@@ -29,6 +31,8 @@ int sw_cmd_tui(int argc, char **argv);
 int sw_cmd_run(int argc, char **argv);
 int sw_cmd_speedup(int argc, char **argv);
 int sw_cmd_fuse(int argc, char **argv);
+int sw_cmd_prune(int argc, char **argv);
+int sw_cmd_quantize(int argc, char **argv);
 
 /* Prints "shrinkwrap: error: <context>: <last library message>" to stderr; returns 1. */
 int sw_cli_report(const char *context);
@@ -83,6 +87,38 @@ void sw_progress_init(sw_progress *p, FILE *out, bool quiet);
 void sw_progress_listener(void *ctx, const sw_metric_event *ev);
 /* Finishes a bar in progress (newline). */
 void sw_progress_finish(sw_progress *p);
+
+/* ---- masks and config lists (cmd_prune.c; used by prune, info --masks, bench --prune) ---- */
+
+/* A config list from JSON text (starting with '[') or from the JSON file named `arg`. Errors
+ * name the file. Caller owns *out (cJSON_Delete). */
+sw_status sw_cli_load_config_list(const char *arg, cJSON **out);
+
+/* What the masks on a wrapped model do to one node. */
+typedef struct sw_cli_node_masks {
+    int n_masks;            /* entries of the masks collection on this node */
+    double weight_sparsity; /* masked share of the node's weight; -1 when it has no mask */
+    int channels_kept;      /* output channels alive in the masked model (zero downstream) */
+    int channels;           /* output channels (features after Flatten); 0 when unknown */
+} sw_cli_node_masks;
+/* Fills *out for node `node` of ws's model from `masks` (the masks in effect, e.g. get_masks)
+ * and the set's dead-channel analysis. */
+void sw_cli_node_masks_of(const sw_wrapper_set *ws, const sw_masks *masks, int node,
+                          sw_cli_node_masks *out);
+
+/* Attaches a one-shot pruner to `model` from "NAME:CONFIG" (NAME level, l1norm, l2norm or fpgm;
+ * CONFIG as sw_cli_load_config_list) and generates its masks. Caller owns *out and frees it
+ * (sw_compressor_free) before the model. */
+sw_status sw_cli_prune_spec(sw_model *model, const char *spec, sw_compressor **out);
+
+/* ---- int8 model files (cmd_quantize.c; used by eval and bench) ------------------------- */
+
+/* `eval` of an int8 model file (io/int8_model_file.h): accuracy on the test split. */
+int sw_cli_eval_int8(const char *path, const sw_cli_common *common, int batch_size);
+/* `bench` of an int8 model file: median inference latency at each batch size, of the int8
+ * model and of the same graph in float32 (dequantized weights), in one run. */
+int sw_cli_bench_int8(const char *path, const sw_cli_common *common, const int *batches,
+                      int n_batches, int repeats, bool json);
 
 /* Monotonic seconds. */
 double sw_cli_now(void);

@@ -3,8 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "cli/options.h"
+#include "io/int8_model_file.h"
 #include "nn/loss.h"
 #include "tensor/blas.h"
 #include "tensor/rng.h"
@@ -20,6 +22,7 @@ enum {
     OPT_JSON,
     OPT_NO_TRAIN,
     OPT_NO_LATENCY,
+    OPT_PRUNE,
 };
 
 static const struct option bench_options[] = {
@@ -32,6 +35,7 @@ static const struct option bench_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"no-train", no_argument, NULL, OPT_NO_TRAIN},
     {"no-latency", no_argument, NULL, OPT_NO_LATENCY},
+    {"prune", required_argument, NULL, OPT_PRUNE},
     {"threads", required_argument, NULL, SW_OPT_THREADS},
     {"seed", required_argument, NULL, SW_OPT_SEED},
     {"help", no_argument, NULL, SW_OPT_HELP},
@@ -50,6 +54,9 @@ static void print_help(FILE *out) {
             "  --latency-batches LIST  inference batch sizes (default 1,256)\n"
             "  --repeats N             inference repetitions, median reported (default 50)\n"
             "  --no-train, --no-latency  skip a part\n"
+            "  --prune NAME:CONFIG     measure the model wrapped, with a one-shot pruner\n"
+            "                          attached (level, l1norm, l2norm or fpgm; CONFIG a config\n"
+            "                          list file or JSON text), its masks generated first\n"
             "  --json                  one JSON object on stdout\n"
             "  --threads N             threads (default: all cores)\n"
             "  --seed N                seed of weights and data\n");
@@ -65,8 +72,16 @@ static void fill_random(sw_tensor *t, sw_rng *rng) {
 }
 
 /* Images per second of full training steps. */
+/* Seconds of CPU time used by the process: on a loaded machine a single-threaded run's
+ * images per CPU second stay comparable where wall-clock rates do not. */
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static sw_status bench_train(sw_model *model, int batch, int warmup, int steps, uint64_t seed,
-                             double *images_per_sec) {
+                             double *images_per_sec, double *images_per_cpu_sec) {
     sw_shape xs;
     SW_TRY(sw_shape_batched(&model->input_shape, batch, &xs));
     sw_tensor x, dlogits;
@@ -91,9 +106,12 @@ static sw_status bench_train(sw_model *model, int batch, int warmup, int steps, 
     if (st == SW_OK) st = sw_optim_add_group(&opt, model->param_data, model->grad_data,
                                              model->n_param_floats);
     sw_model_set_training(model, true);
-    double t0 = 0;
+    double t0 = 0, c0 = 0;
     for (int s = 0; st == SW_OK && s < warmup + steps; s++) {
-        if (s == warmup) t0 = sw_cli_now();
+        if (s == warmup) {
+            t0 = sw_cli_now();
+            c0 = cpu_seconds();
+        }
         const sw_tensor *logits = NULL;
         double loss;
         sw_model_zero_grad(model);
@@ -102,7 +120,10 @@ static sw_status bench_train(sw_model *model, int batch, int warmup, int steps, 
         if (st == SW_OK) st = sw_model_backward(model, &dlogits);
         if (st == SW_OK) sw_optim_step(&opt, 0.01f);
     }
-    if (st == SW_OK) *images_per_sec = (double)steps * batch / (sw_cli_now() - t0);
+    if (st == SW_OK) {
+        *images_per_sec = (double)steps * batch / (sw_cli_now() - t0);
+        *images_per_cpu_sec = (double)steps * batch / (cpu_seconds() - c0);
+    }
     if (labels) sw_optim_deinit(&opt);
     free(labels);
     sw_tensor_deinit(&x);
@@ -153,7 +174,7 @@ int sw_cmd_bench(int argc, char **argv) {
     const char *cmd = "bench";
     sw_cli_common common;
     sw_cli_common_defaults(&common);
-    const char *model_spec = "fmnist_cnn";
+    const char *model_spec = "fmnist_cnn", *prune_spec = NULL;
     long batch = 128, steps = 30, warmup = 5, repeats = 50;
     int lat_batches[8] = {1, 256}, n_lat = 2;
     bool json = false, do_train = true, do_latency = true;
@@ -204,6 +225,9 @@ int sw_cmd_bench(int argc, char **argv) {
         case OPT_NO_LATENCY:
             do_latency = false;
             break;
+        case OPT_PRUNE:
+            prune_spec = optarg;
+            break;
         case '?':
             return sw_cli_usage_error(cmd, "unknown or incomplete option");
         default:
@@ -213,17 +237,27 @@ int sw_cmd_bench(int argc, char **argv) {
     if (optind < argc) model_spec = argv[optind++];
     if (optind < argc) return sw_cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
     sw_cli_common_apply(&common);
+    if (sw_int8_model_file_is(model_spec))
+        return sw_cli_bench_int8(model_spec, &common, lat_batches, n_lat, (int)repeats, json);
 
     sw_model *model = NULL;
     if (sw_cli_load_model(model_spec, common.seed, &model) != SW_OK)
         return sw_cli_report(model_spec);
+    sw_compressor *pruner = NULL;
+    if (prune_spec && sw_cli_prune_spec(model, prune_spec, &pruner) != SW_OK) {
+        sw_model_free(model);
+        return sw_cli_report("--prune");
+    }
     double ips = 0, latency[8] = {0};
     sw_status st = SW_OK;
-    if (do_train) st = bench_train(model, (int)batch, (int)warmup, (int)steps, common.seed, &ips);
+    double ips_cpu = 0;
+    if (do_train)
+        st = bench_train(model, (int)batch, (int)warmup, (int)steps, common.seed, &ips, &ips_cpu);
     double rss_train = peak_rss_mib();
     for (int i = 0; do_latency && st == SW_OK && i < n_lat; i++)
         st = bench_latency(model, lat_batches[i], (int)repeats, common.seed, &latency[i]);
     if (st != SW_OK) {
+        sw_compressor_free(pruner);
         sw_model_free(model);
         return sw_cli_report("bench");
     }
@@ -232,7 +266,11 @@ int sw_cmd_bench(int argc, char **argv) {
                "\"flops\": %.0f",
                model->arch, sw_threads_get(), batch, sw_model_param_count(model),
                sw_model_flops(model));
+        if (pruner)
+            printf(", \"pruner\": \"%s\", \"transforms\": %d", pruner->ops->name,
+                   sw_wrapper_set_transform_count(pruner->ws));
         if (do_train) printf(", \"train_images_per_sec\": %.1f, \"peak_rss_mib\": %.1f", ips, rss_train);
+        if (do_train) printf(", \"train_images_per_cpu_sec\": %.1f", ips_cpu);
         if (do_latency) {
             printf(", \"latency_ms\": {");
             for (int i = 0; i < n_lat; i++)
@@ -242,12 +280,17 @@ int sw_cmd_bench(int argc, char **argv) {
         printf("}\n");
     } else {
         printf("model %s, %d threads\n", model->arch, sw_threads_get());
+        if (pruner)
+            printf("  wrapped    %s attached, %d transforms\n", pruner->ops->name,
+                   sw_wrapper_set_transform_count(pruner->ws));
         if (do_train)
-            printf("  training   batch %ld: %.0f images/s (peak RSS %.0f MiB)\n", batch, ips,
-                   rss_train);
+            printf("  training   batch %ld: %.0f images/s, %.0f per CPU second (peak RSS %.0f "
+                   "MiB)\n",
+                   batch, ips, ips_cpu, rss_train);
         for (int i = 0; do_latency && i < n_lat; i++)
             printf("  inference  batch %d: %.3f ms\n", lat_batches[i], latency[i] * 1e3);
     }
+    sw_compressor_free(pruner);
     sw_model_free(model);
     return SW_EXIT_OK;
 }

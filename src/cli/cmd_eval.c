@@ -1,5 +1,6 @@
 /* cmd_eval.c - `shrinkwrap eval MODEL`: test accuracy of a model file or zoo model. */
 #include "cli/options.h"
+#include "io/int8_model_file.h"
 
 enum { OPT_BATCH = SW_OPT_FIRST_COMMAND };
 
@@ -45,6 +46,7 @@ int sw_cmd_eval(int argc, char **argv) {
     if (optind != argc - 1) return sw_cli_usage_error(cmd, "expects exactly one MODEL");
     const char *spec = argv[optind];
     sw_cli_common_apply(&common);
+    if (sw_int8_model_file_is(spec)) return sw_cli_eval_int8(spec, &common, cfg.eval_batch_size);
 
     int rc = SW_EXIT_FAIL;
     sw_dataset *test = NULL;

@@ -1,20 +1,49 @@
-/* cmd_info.c - `shrinkwrap info MODEL`: the module tree with types, output shapes, parameters
- * and FLOPs per node, and the totals. */
+/* cmd_info.c - `shrinkwrap info MODEL [--masks FILE]`: the module tree with types, output
+ * shapes, parameters and FLOPs per node, and the totals; with masks, each module's sparsity. */
 #include <string.h>
 
 #include "cli/options.h"
+#include "compress/masks_io.h"
+#include "compress/pruning/pruners.h"
 #include "nn/module_tree.h"
 
 static void print_help(FILE *out) {
-    fprintf(out, "usage: shrinkwrap info MODEL\n\n"
+    fprintf(out, "usage: shrinkwrap info MODEL [--masks FILE]\n\n"
                  "Shows the module tree of MODEL (a .safetensors model file or a zoo name): each\n"
                  "module's type, output shape, parameters and forward FLOPs per image, with\n"
-                 "containers summing what they hold.\n");
+                 "containers summing what they hold.\n\n"
+                 "  --masks FILE   apply a masks file (from `shrinkwrap prune`) to the model and\n"
+                 "                 add two columns: the masked share of each module's weight, and\n"
+                 "                 the output channels kept in the masked model (a pruned channel\n"
+                 "                 is zero downstream: BatchNorm, activations and pools after a\n"
+                 "                 pruned conv show it too)\n");
 }
 
-static void print_tree(const sw_model *model, const sw_module_tree *tree) {
-    char params[32], flops[32], shape[64], label[96];
-    printf("%-36s %-18s %-16s %10s %10s\n", "module", "type", "output", "params", "FLOPs");
+/* The masks applied to the model, for the two extra columns (NULL members: no --masks). */
+typedef struct info_masks {
+    const sw_wrapper_set *ws;
+    const sw_masks *masks;
+} info_masks;
+
+/* " sparsity  channels" cells of node `node` (blank for containers). */
+static void mask_cells(const info_masks *im, int node, char *sparsity, char *channels,
+                       size_t size) {
+    snprintf(sparsity, size, "%s", "");
+    snprintf(channels, size, "%s", "");
+    if (node < 0) return;
+    sw_cli_node_masks s;
+    sw_cli_node_masks_of(im->ws, im->masks, node, &s);
+    snprintf(sparsity, size, "%s", "-");
+    snprintf(channels, size, "%s", "-");
+    if (s.weight_sparsity >= 0) snprintf(sparsity, size, "%.1f%%", 100 * s.weight_sparsity);
+    if (s.channels > 0) snprintf(channels, size, "%d/%d", s.channels_kept, s.channels);
+}
+
+static void print_tree(const sw_model *model, const sw_module_tree *tree, const info_masks *im) {
+    char params[32], flops[32], shape[64], label[96], sparsity[32], channels[32];
+    printf("%-36s %-18s %-16s %10s %10s", "module", "type", "output", "params", "FLOPs");
+    if (im->masks) printf(" %9s %11s", "sparsity", "channels");
+    printf("\n");
     for (int i = 0; i < tree->n; i++) {
         const sw_module_entry *e = &tree->entries[i];
         snprintf(label, sizeof label, "%*s%s", e->depth * 2, "", e->label);
@@ -27,9 +56,14 @@ static void print_tree(const sw_model *model, const sw_module_tree *tree) {
         } else {
             type = "(container)";
         }
-        printf("%-36s %-18s %-16s %10s %10s\n", label, type, shape,
+        printf("%-36s %-18s %-16s %10s %10s", label, type, shape,
                sw_cli_human((double)e->param_count, params, sizeof params),
                sw_cli_human(e->flops, flops, sizeof flops));
+        if (im->masks) {
+            mask_cells(im, e->node, sparsity, channels, sizeof sparsity);
+            printf(" %9s %11s", sparsity, channels);
+        }
+        printf("\n");
     }
     char in_shape[64];
     printf("\n%s: input %s, %zu parameters (%s), %s FLOPs per image\n", model->arch,
@@ -39,10 +73,24 @@ static void print_tree(const sw_model *model, const sw_module_tree *tree) {
            sw_cli_human(sw_model_flops(model), flops, sizeof flops));
 }
 
+/* The share of masked elements over every parameter mask. */
+static void print_masks_summary(const char *path, const sw_masks *m) {
+    double zeros = 0, total = 0;
+    for (int i = 0; i < m->n; i++) {
+        if (sw_target_kind_of(m->items[i].target) != SW_TARGET_PARAM) continue;
+        zeros += sw_mask_sparsity(&m->items[i].mask) * (double)m->items[i].mask.numel;
+        total += (double)m->items[i].mask.numel;
+    }
+    printf("masks %s: %d tensors; %.0f of %.0f parameters under masks are masked (%.1f%%)\n", path,
+           m->n, zeros, total, total > 0 ? 100 * zeros / total : 0.0);
+}
+
 int sw_cmd_info(int argc, char **argv) {
     const char *cmd = "info";
+    const char *masks_path = NULL;
     static const struct option options[] = {
         {"help", no_argument, NULL, 'h'},
+        {"masks", required_argument, NULL, 'm'},
         {0, 0, 0, 0},
     };
     optind = 1;
@@ -52,18 +100,49 @@ int sw_cmd_info(int argc, char **argv) {
             print_help(stdout);
             return SW_EXIT_OK;
         }
+        if (id == 'm') {
+            masks_path = optarg;
+            continue;
+        }
         return sw_cli_usage_error(cmd, "unknown option");
     }
     if (optind != argc - 1) return sw_cli_usage_error(cmd, "expects exactly one MODEL");
     sw_model *model = NULL;
     if (sw_cli_load_model(argv[optind], 0, &model) != SW_OK) return sw_cli_report(argv[optind]);
+    int rc = SW_EXIT_FAIL;
+    sw_masks masks;
+    sw_masks_init(&masks);
+    sw_wrapper_set *ws = NULL;
+    sw_compressor *fixed = NULL;
+    info_masks im = {0};
     sw_module_tree tree;
-    if (sw_module_tree_build(model, &tree) != SW_OK) {
-        sw_model_free(model);
-        return sw_cli_report("module tree");
+    bool tree_ready = false;
+    if (masks_path) {
+        /* Applied as a fixed-masks pruner: the wrapper set then knows the dead channels. */
+        if (sw_masks_load(masks_path, &masks) != SW_OK) {
+            rc = sw_cli_report(NULL);
+            goto done;
+        }
+        if (sw_wrapper_set_new(model, &ws) != SW_OK ||
+            sw_pruner_masks_new(ws, &masks, &fixed) != SW_OK) {
+            rc = sw_cli_report(masks_path);
+            goto done;
+        }
+        im = (info_masks){.ws = ws, .masks = &masks};
     }
-    print_tree(model, &tree);
-    sw_module_tree_deinit(&tree);
+    if (sw_module_tree_build(model, &tree) != SW_OK) {
+        rc = sw_cli_report("module tree");
+        goto done;
+    }
+    tree_ready = true;
+    print_tree(model, &tree, &im);
+    if (masks_path) print_masks_summary(masks_path, &masks);
+    rc = SW_EXIT_OK;
+done:
+    if (tree_ready) sw_module_tree_deinit(&tree);
+    sw_compressor_free(fixed);
+    sw_wrapper_set_release(ws);
+    sw_masks_deinit(&masks);
     sw_model_free(model);
-    return SW_EXIT_OK;
+    return rc;
 }

@@ -52,13 +52,15 @@ static sw_status default_model(unsigned long seed, sw_model **out, char *note, s
         if (access(candidates[i], R_OK) != 0) continue;
         sw_status s = sw_model_load(candidates[i], out);
         if (s == SW_OK) {
-            snprintf(note, size, "opened %s", candidates[i]);
+            snprintf(note, size, "opened %.400s", candidates[i]);
             return SW_OK;
         }
         return s;
     }
-    snprintf(note, size, "%s not found: opened the %s zoo model with fresh (untrained) weights "
-             "(seed %lu); t trains it", DEFAULT_MODEL_FILE, DEFAULT_ZOO_MODEL, seed);
+    snprintf(note, size,
+             "%s not found: opened the %s zoo model with fresh (untrained) weights "
+             "(seed %lu); t trains it",
+             DEFAULT_MODEL_FILE, DEFAULT_ZOO_MODEL, seed);
     return sw_zoo_build(DEFAULT_ZOO_MODEL, seed, out);
 }
 
@@ -100,8 +102,10 @@ int sw_cmd_tui(int argc, char **argv) {
     if (argc - optind > 1) return sw_cli_usage_error(cmd, "expects at most one MODEL");
     const char *spec = optind < argc ? argv[optind] : NULL;
     if (common.log_path && access(common.log_path, R_OK) != 0)
-        return sw_cli_usage_error(cmd, "--log %s: no such readable file (it names a log to "
-                                  "open; --record writes one)", common.log_path);
+        return sw_cli_usage_error(cmd,
+                                  "--log %s: no such readable file (it names a log to "
+                                  "open; --record writes one)",
+                                  common.log_path);
 
     bool utf8 = sw_tui_locale_init() && !ascii;
     const char *nc = getenv("NO_COLOR");
@@ -121,10 +125,14 @@ int sw_cmd_tui(int argc, char **argv) {
     }
     if (s != SW_OK) return sw_cli_report(spec ? spec : "default model");
 
-    sw_tui_app_config cfg = {.data_dir = common.data_dir, .dataset = common.dataset,
-                             .subset = common.subset, .test_subset = common.test_subset,
-                             .seed = common.seed, .replay_log = common.log_path,
-                             .record_log = record, .utf8 = utf8};
+    sw_tui_app_config cfg = {.data_dir = common.data_dir,
+                             .dataset = common.dataset,
+                             .subset = common.subset,
+                             .test_subset = common.test_subset,
+                             .seed = common.seed,
+                             .replay_log = common.log_path,
+                             .record_log = record,
+                             .utf8 = utf8};
     sw_tui_app *app = NULL;
     if (sw_tui_app_new(model, &cfg, &app) != SW_OK) return sw_cli_report("workbench");
     sw_tui_state *st = sw_tui_app_state(app);
@@ -141,7 +149,8 @@ int sw_cmd_tui(int argc, char **argv) {
     sw_tui_term_close();
     /* The last error, if any, stays visible after the screen is gone. */
     const sw_tui_log_line *last = sw_tui_log_last(&st->log);
-    if (last && last->level == SW_TUI_LOG_ERROR) fprintf(stderr, "shrinkwrap tui: %s\n", last->text);
+    if (last && last->level == SW_TUI_LOG_ERROR)
+        fprintf(stderr, "shrinkwrap tui: %s\n", last->text);
     sw_tui_app_free(app);
     if (sig) {
         fprintf(stderr, "shrinkwrap tui: %s, terminal restored\n", strsignal(sig));

@@ -68,7 +68,7 @@ void sw_progress_finish(sw_progress *p) {
 
 void sw_progress_listener(void *ctx, const sw_metric_event *ev) {
     sw_progress *p = ctx;
-    if (p->quiet && ev->kind != SW_METRIC_END) return;
+    if (p->quiet) return; /* errors still reach stderr through the caller */
     double now = sw_cli_now();
     switch (ev->kind) {
     case SW_METRIC_BEGIN:

@@ -160,3 +160,37 @@ void sw_lua_push_shape(lua_State *L, const sw_shape *shape) {
         lua_rawseti(L, -2, d + 1);
     }
 }
+
+/* ---- boxes: C objects owned by a userdata while Lua code that may raise runs ------------- */
+
+#define SW_LUA_BOX "shrinkwrap.box"
+
+typedef struct sw_lua_box {
+    void *p;
+    void (*free_fn)(void *);
+} sw_lua_box;
+
+static int box_gc(lua_State *L) {
+    sw_lua_box *b = luaL_checkudata(L, 1, SW_LUA_BOX);
+    if (b->p) b->free_fn(b->p);
+    b->p = NULL;
+    return 0;
+}
+
+void **sw_lua_push_box(lua_State *L, void (*free_fn)(void *)) {
+    sw_lua_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->p = NULL;
+    b->free_fn = free_fn;
+    if (luaL_newmetatable(L, SW_LUA_BOX)) {
+        lua_pushcfunction(L, box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return &b->p;
+}
+
+void sw_lua_box_free(lua_State *L, int idx) {
+    sw_lua_box *b = luaL_checkudata(L, idx, SW_LUA_BOX);
+    if (b->p) b->free_fn(b->p);
+    b->p = NULL;
+}

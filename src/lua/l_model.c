@@ -2,15 +2,19 @@
  * sw.nn DSL, inspection (info, modules, parameters) and calling a model on a tensor.
  *
  * A model userdata owns its sw_model. Objects that use a model for a long time (compressors,
- * later) keep the userdata in a user value of their own, so the model lives while any of them
- * does. While an evaluator trains or evaluates it the model is "busy": its activations belong
- * to the training step, so calling it or switching its mode from a callback is refused.
+ * speedups) keep the userdata in a user value of their own, so the model lives while any of
+ * them does, and count themselves as holders: closing the handle explicitly while a holder
+ * still uses the model only closes the handle, and the last holder frees the model. While an
+ * evaluator trains or evaluates it, or a compressor compresses it, the model is "busy": its
+ * activations belong to the training step, so calling it or switching its mode from a callback
+ * is refused.
  */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "../compress/wrapper.h"
 #include "../io/model_file.h"
 #include "../nn/zoo.h"
 #include "binding.h"
@@ -19,8 +23,7 @@
 
 sw_lua_model *sw_lua_push_model_slot(lua_State *L) {
     sw_lua_model *u = lua_newuserdatauv(L, sizeof *u, 0);
-    u->m = NULL;
-    u->busy = 0;
+    memset(u, 0, sizeof *u);
     luaL_setmetatable(L, SW_LUA_MODEL);
     return u;
 }
@@ -32,8 +35,25 @@ void sw_lua_model_adopt(lua_State *L, sw_lua_model *u, sw_model *m) {
 
 sw_lua_model *sw_lua_check_model(lua_State *L, int idx) {
     sw_lua_model *u = luaL_checkudata(L, idx, SW_LUA_MODEL);
-    if (!u->m) luaL_error(L, "the model has been freed (used after garbage collection)");
+    if (!u->m || u->closed)
+        luaL_error(L, "the model has been freed (used after garbage collection)");
     return u;
+}
+
+/* Frees the C model and the wrapper set it carries (first: releasing the set uninstalls its
+ * hooks from the model's nodes). */
+static void free_model(lua_State *L, sw_lua_model *u) {
+    sw_wrapper_set_release(u->ws);
+    u->ws = NULL;
+    sw_model_free(u->m);
+    u->m = NULL;
+    sw_lua_ctx(L)->live_objects--;
+}
+
+void sw_lua_model_hold(sw_lua_model *u) { u->holders++; }
+
+void sw_lua_model_release(lua_State *L, sw_lua_model *u) {
+    if (--u->holders == 0 && u->closed && u->m) free_model(L, u);
 }
 
 void sw_lua_model_check_idle(lua_State *L, const sw_lua_model *u, const char *what) {
@@ -50,17 +70,19 @@ static int mm_gc(lua_State *L) {
      * from under the training loop. */
     if (u->busy) return luaL_error(L, "the model is being trained or evaluated; it cannot be "
                                    "freed now");
-    if (u->m) {
-        sw_model_free(u->m);
-        u->m = NULL;
-        sw_lua_ctx(L)->live_objects--;
+    if (!u->m || u->closed) return 0;
+    /* A compressor or a speedup still borrows the model: only the handle closes. */
+    if (u->holders > 0) {
+        u->closed = true;
+        return 0;
     }
+    free_model(L, u);
     return 0;
 }
 
 static int mm_tostring(lua_State *L) {
     sw_lua_model *u = luaL_checkudata(L, 1, SW_LUA_MODEL);
-    if (!u->m) {
+    if (!u->m || u->closed) {
         lua_pushliteral(L, "model (freed)");
         return 1;
     }

@@ -1,5 +1,6 @@
 /* l_module.c - luaopen_shrinkwrap: assembles the module from the C parts (tensors, models,
- * data, training) and the embedded pure-Lua part (lua/shrinkwrap.lua and its submodules).
+ * data, training, compression, speedup) and the embedded pure-Lua part (lua/shrinkwrap.lua
+ * and its submodules).
  *
  * Loading order: the C functions go into a fresh table M, M becomes package.loaded.shrinkwrap
  * (so the Lua submodules can `require "shrinkwrap"` while it is still being built), every
@@ -70,6 +71,10 @@ int luaopen_shrinkwrap(lua_State *L) {
     sw_lua_open_model(L);
     sw_lua_open_data(L);
     sw_lua_open_train(L);
+    sw_lua_open_compress(L);
+    sw_lua_open_distill(L);
+    sw_lua_open_quant(L);
+    sw_lua_open_speedup(L);
     lua_pushcfunction(L, l_raise);
     lua_setfield(L, M, "_raise");
     lua_pushcfunction(L, l_set_threads);

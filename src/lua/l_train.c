@@ -166,22 +166,26 @@ typedef struct step_call {
     sw_tensor *dlogits;
 } step_call;
 
+void sw_lua_push_batch(lua_State *L, const sw_batch *batch) {
+    lua_createtable(L, 0, 3);
+    sw_lua_push_tensor_copy(L, &batch->x);
+    lua_setfield(L, -2, "x");
+    lua_createtable(L, batch->size, 0);
+    for (int i = 0; i < batch->size; i++) {
+        lua_pushinteger(L, batch->y[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "y");
+    lua_pushinteger(L, batch->size);
+    lua_setfield(L, -2, "size");
+}
+
 /* Calls training_step (at 2) as fn({x=, y=, size=}, logits) and checks that it returned a
  * loss and its gradient with the logits' shape; copies them out. */
 static int step_body(lua_State *L) {
     step_call *c = lua_touserdata(L, 1);
     lua_settop(L, 2);
-    lua_createtable(L, 0, 3);
-    sw_lua_push_tensor_copy(L, &c->batch->x);
-    lua_setfield(L, -2, "x");
-    lua_createtable(L, c->batch->size, 0);
-    for (int i = 0; i < c->batch->size; i++) {
-        lua_pushinteger(L, c->batch->y[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
-    lua_setfield(L, -2, "y");
-    lua_pushinteger(L, c->batch->size);
-    lua_setfield(L, -2, "size");
+    sw_lua_push_batch(L, c->batch);
     sw_lua_push_tensor_copy(L, c->logits);
     lua_call(L, 2, 2);
     char shape[64];
@@ -392,6 +396,43 @@ static void check_fits(lua_State *L, const sw_model *m, const sw_dataset *ds) {
 
 /* Raises the outcome of a run: a callback's error first (it caused the stop), then the
  * status. Frees the kept callback message. */
+static void raise_outcome(lua_State *L, sw_lua_evaluator *u, sw_status st, const char *what);
+
+sw_evaluator *sw_lua_check_evaluator(lua_State *L, int idx) {
+    return &check_evaluator(L, idx)->ev;
+}
+
+/* Everything that can fail comes first (the evaluator and its datasets are open, shapes fit,
+ * no run in progress); then the slots are pushed and the run marks set, which cannot fail. */
+sw_evaluator *sw_lua_evaluator_begin_run(lua_State *L, int idx, const sw_model *m,
+                                         const char *what) {
+    idx = lua_absindex(L, idx);
+    sw_lua_evaluator *u = check_evaluator(L, idx);
+    if (u->L) luaL_error(L, "%s: the evaluator is already running", what);
+    pin_datasets(L, idx, 0);
+    if (u->ev.train_set) check_fits(L, m, u->ev.train_set);
+    if (u->ev.test_set) check_fits(L, m, u->ev.test_set);
+    luaL_checkstack(L, 2, what);
+    push_listeners(L);
+    lua_getiuservalue(L, idx, UV_STEP);
+    u->listeners_slot = lua_gettop(L) - 1;
+    u->step_slot = lua_gettop(L);
+    u->L = L;
+    pin_datasets(L, idx, 1);
+    return &u->ev;
+}
+
+void sw_lua_evaluator_end_run(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    sw_lua_evaluator *u = to_evaluator(L, idx);
+    pin_datasets(L, idx, -1);
+    u->L = NULL;
+}
+
+void sw_lua_evaluator_raise_outcome(lua_State *L, int idx, sw_status st, const char *what) {
+    raise_outcome(L, to_evaluator(L, idx), st, what);
+}
+
 static void raise_outcome(lua_State *L, sw_lua_evaluator *u, sw_status st, const char *what) {
     if (u->cb_error) {
         lua_pushfstring(L, "%s: %s", what, u->cb_error);
@@ -424,21 +465,13 @@ static int ev_train(lua_State *L) {
     pin_datasets(L, 1, 0);
     if (!u->ev.train_set)
         return luaL_error(L, "evaluator:train: the evaluator has no training set (train=)");
-    check_fits(L, mu->m, u->ev.train_set);
-    if (u->ev.test_set) check_fits(L, mu->m, u->ev.test_set);
 
-    push_listeners(L); /* 3 */
-    lua_getiuservalue(L, 1, UV_STEP); /* 4 */
-    u->listeners_slot = 3;
-    u->step_slot = 4;
+    sw_lua_evaluator_begin_run(L, 1, mu->m, "evaluator:train");
     /* From here to the end of the run nothing raises, so the busy marks always come off. */
-    u->L = L;
     mu->busy++;
-    pin_datasets(L, 1, 1);
     sw_status st = sw_evaluator_train(&u->ev, mu->m, max_steps, (int)max_epochs);
-    pin_datasets(L, 1, -1);
     mu->busy--;
-    u->L = NULL;
+    sw_lua_evaluator_end_run(L, 1);
     raise_outcome(L, u, st, "evaluator:train");
     return 0;
 }

@@ -73,8 +73,9 @@ const char *sw_lua_last_error(const sw_lua *lua);
 /* True once the poll hook has stopped a Lua loop or a training run of this state. */
 bool sw_lua_interrupted(const sw_lua *lua);
 
-/* How many userdata-owned C objects (models, datasets, loaders, evaluators) are alive: each
- * creation adds one, each finaliser subtracts one. For tests of the garbage collection. */
+/* How many userdata-owned C objects (models, datasets, loaders, evaluators, compressors,
+ * speedups) are alive: each creation adds one, each free subtracts one. For tests of the
+ * garbage collection. */
 int sw_lua_live_objects(const sw_lua *lua);
 
 #endif

@@ -31,7 +31,8 @@ sw_layer_hparams sw_layer_hparams_default(sw_layer_kind kind) {
         .momentum = 0.1f,
         .p = 0.5f,
     };
-    (void)kind;
+    /* Pools default to stride = kernel (PyTorch's stride=None); the layers read 0 that way. */
+    if (kind == SW_LAYER_MAXPOOL2D || kind == SW_LAYER_AVGPOOL2D) hp.stride[0] = hp.stride[1] = 0;
     return hp;
 }
 

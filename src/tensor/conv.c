@@ -35,6 +35,9 @@ static int thread_id(void) {
 #endif
 }
 
+/* The direct (depthwise) kernels keep one double accumulator per tap on the stack. */
+#define SW_CONV_DIRECT_MAX_TAPS 64
+
 /* Sizes shared by every kernel (see the notation above). */
 typedef struct dims {
     int n;                   /* batch */
@@ -42,6 +45,7 @@ typedef struct dims {
     int k, p, hw;            /* im2col rows and columns, input pixels per channel */
     sw_conv_geom group_geom; /* the geometry of one group's input slice ([Cg, H, W]) */
     int pointwise;           /* 1x1, stride 1, no padding: x itself is the [K, P] matrix */
+    int direct;              /* one input channel per group (depthwise): no im2col, no sgemm */
 } dims;
 
 static dims dims_of(const sw_conv2d_desc *d) {
@@ -59,6 +63,8 @@ static dims dims_of(const sw_conv2d_desc *d) {
     s.group_geom = *g;
     s.group_geom.channels = s.cg;
     s.pointwise = sw_conv_geom_is_pointwise(g);
+    s.direct = s.cg == 1 && s.og == 1 && s.g > 1 && !s.pointwise &&
+               g->kernel_h * g->kernel_w <= SW_CONV_DIRECT_MAX_TAPS;
     return s;
 }
 
@@ -83,6 +89,7 @@ size_t sw_conv2d_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
     dims s = dims_of(d);
     size_t t = (size_t)sw_conv2d_threads();
     size_t col = s.pointwise ? 0 : (size_t)s.k * (size_t)s.p;
+    if (s.direct) return 0;
     switch (pass) {
     case SW_CONV2D_FORWARD:
     case SW_CONV2D_BACKWARD_INPUT:
@@ -94,9 +101,161 @@ size_t sw_conv2d_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
     return 0;
 }
 
+/* ---- depthwise: one input and one output channel per group ------------------------------
+ * Then a group's product is [1, kh*kw] x [kh*kw, P], a few taps per output: sgemm's call
+ * overhead dominates (one call per sample and channel). These kernels loop over the taps
+ * directly instead: for tap (ki, kj), output row oh reads input row oh*sh - ph + ki*dh, and the
+ * columns that need no bounds check are one span (sw_conv_span), a multiply-add per value that
+ * vectorises for stride 1. Measured 1.2-1.8x faster than im2col+sgemm on depthwise layers;
+ * with a depth multiplier (Og > 1) sgemm's reuse of the columns across outputs wins again, so
+ * those keep the general path. (Rows of 7-28 values leave these loops overhead-bound; a padded
+ * flat layout would be the next step if depthwise models ever matter for speed.) Output
+ * channel o reads input channel o / Og. */
+
+/* The column spans [lo[kj], hi[kj]) that need no bounds check, one per kernel column. */
+static void direct_spans(const sw_conv_geom *g, int *lo, int *hi) {
+    for (int kj = 0; kj < g->kernel_w; kj++)
+        sw_conv_span(g->out_w, g->stride_w, kj * g->dil_w - g->pad_w, g->width, &lo[kj], &hi[kj]);
+}
+
+/* yp [Ho, Wo] = bias + sum over taps of w_o[tap] * shifted xp [H, W]. */
+static void direct_forward_plane(float *yp, const float *xp, const float *wo, float bias,
+                                 const sw_conv_geom *g, const int *lo, const int *hi) {
+    const int p = g->out_h * g->out_w, sw = g->stride_w;
+    for (int i = 0; i < p; i++) yp[i] = bias;
+    for (int oh = 0; oh < g->out_h; oh++) {
+        float *yr = yp + (size_t)oh * g->out_w;
+        for (int ki = 0; ki < g->kernel_h; ki++) {
+            const int ih = oh * g->stride_h - g->pad_h + ki * g->dil_h;
+            if (ih < 0 || ih >= g->height) continue;
+            const float *xr = xp + (size_t)ih * g->width;
+            for (int kj = 0; kj < g->kernel_w; kj++) {
+                const float wv = wo[ki * g->kernel_w + kj];
+                const int off = kj * g->dil_w - g->pad_w; /* ow*sw + off >= 0 on the span */
+                if (sw == 1) {
+#pragma omp simd
+                    for (int ow = lo[kj]; ow < hi[kj]; ow++) yr[ow] += wv * xr[ow + off];
+                } else {
+                    for (int ow = lo[kj]; ow < hi[kj]; ow++) yr[ow] += wv * xr[ow * sw + off];
+                }
+            }
+        }
+    }
+}
+
+/* dxp [H, W] += the transpose of direct_forward_plane applied to dyp [Ho, Wo]. */
+static void direct_backward_input_plane(float *dxp, const float *dyp, const float *wo,
+                                        const sw_conv_geom *g, const int *lo, const int *hi) {
+    const int sw = g->stride_w;
+    for (int oh = 0; oh < g->out_h; oh++) {
+        const float *dyr = dyp + (size_t)oh * g->out_w;
+        for (int ki = 0; ki < g->kernel_h; ki++) {
+            const int ih = oh * g->stride_h - g->pad_h + ki * g->dil_h;
+            if (ih < 0 || ih >= g->height) continue;
+            float *dxr = dxp + (size_t)ih * g->width;
+            for (int kj = 0; kj < g->kernel_w; kj++) {
+                const float wv = wo[ki * g->kernel_w + kj];
+                const int off = kj * g->dil_w - g->pad_w;
+                if (sw == 1) {
+#pragma omp simd
+                    for (int ow = lo[kj]; ow < hi[kj]; ow++) dxr[ow + off] += wv * dyr[ow];
+                } else {
+                    for (int ow = lo[kj]; ow < hi[kj]; ow++) dxr[ow * sw + off] += wv * dyr[ow];
+                }
+            }
+        }
+    }
+}
+
+/* acc[tap] += sum over the plane of dyp * (the input the tap reads); acc[kh*kw] += sum dyp. */
+static void direct_backward_params_plane(double *acc, const float *dyp, const float *xp,
+                                         const sw_conv_geom *g, const int *lo, const int *hi) {
+    const int taps = g->kernel_h * g->kernel_w, p = g->out_h * g->out_w, sw = g->stride_w;
+    float bsum = 0.0f;
+#pragma omp simd reduction(+ : bsum)
+    for (int i = 0; i < p; i++) bsum += dyp[i];
+    acc[taps] += bsum;
+    for (int ki = 0; ki < g->kernel_h; ki++) {
+        for (int kj = 0; kj < g->kernel_w; kj++) {
+            const int off = kj * g->dil_w - g->pad_w;
+            float t = 0.0f; /* one plane in float, planes in double */
+            for (int oh = 0; oh < g->out_h; oh++) {
+                const int ih = oh * g->stride_h - g->pad_h + ki * g->dil_h;
+                if (ih < 0 || ih >= g->height) continue;
+                const float *xr = xp + (size_t)ih * g->width;
+                const float *dyr = dyp + (size_t)oh * g->out_w;
+                if (sw == 1) {
+#pragma omp simd reduction(+ : t)
+                    for (int ow = lo[kj]; ow < hi[kj]; ow++) t += dyr[ow] * xr[ow + off];
+                } else {
+                    for (int ow = lo[kj]; ow < hi[kj]; ow++) t += dyr[ow] * xr[ow * sw + off];
+                }
+            }
+            acc[ki * g->kernel_w + kj] += t;
+        }
+    }
+}
+
+static void direct_forward(float *y, const float *x, const float *w, const float *b, const dims *s,
+                           const sw_conv_geom *g) {
+    const long planes = (long)s->n * s->o;
+    const int taps = g->kernel_h * g->kernel_w;
+    int lo[SW_CONV_DIRECT_MAX_TAPS], hi[SW_CONV_DIRECT_MAX_TAPS];
+    direct_spans(g, lo, hi);
+#pragma omp parallel for schedule(dynamic, 4) if (planes > 1)
+    for (long pl = 0; pl < planes; pl++) {
+        const int n = (int)(pl / s->o), o = (int)(pl % s->o), ci = o / s->og;
+        direct_forward_plane(y + (size_t)pl * s->p, x + ((size_t)n * s->c + ci) * s->hw,
+                             w + (size_t)o * taps, b ? b[o] : 0.0f, g, lo, hi);
+    }
+}
+
+static void direct_backward_input(float *dx, const float *dy, const float *w, const dims *s,
+                                  const sw_conv_geom *g) {
+    /* one input plane per iteration, gathering its Og output planes: no two threads write the
+     * same input pixel */
+    const long planes = (long)s->n * s->c;
+    const int taps = g->kernel_h * g->kernel_w;
+    int lo[SW_CONV_DIRECT_MAX_TAPS], hi[SW_CONV_DIRECT_MAX_TAPS];
+    direct_spans(g, lo, hi);
+#pragma omp parallel for schedule(dynamic, 4) if (planes > 1)
+    for (long pl = 0; pl < planes; pl++) {
+        const int n = (int)(pl / s->c), ci = (int)(pl % s->c);
+        for (int j = 0; j < s->og; j++) {
+            const int o = ci * s->og + j;
+            direct_backward_input_plane(dx + (size_t)pl * s->hw, dy + ((size_t)n * s->o + o) * s->p,
+                                        w + (size_t)o * taps, g, lo, hi);
+        }
+    }
+}
+
+static void direct_backward_params(float *dw, float *db, const float *dy, const float *x,
+                                   const dims *s, const sw_conv_geom *g) {
+    /* one output channel per iteration, over all samples: each weight has one owner, so the
+     * sums need no partial buffers and come out the same for any thread count */
+    const int taps = g->kernel_h * g->kernel_w;
+    int lo[SW_CONV_DIRECT_MAX_TAPS], hi[SW_CONV_DIRECT_MAX_TAPS];
+    direct_spans(g, lo, hi);
+#pragma omp parallel for schedule(dynamic, 1) if (s->o > 1)
+    for (int o = 0; o < s->o; o++) {
+        double acc[SW_CONV_DIRECT_MAX_TAPS + 1] = {0};
+        const int ci = o / s->og;
+        for (int n = 0; n < s->n; n++)
+            direct_backward_params_plane(acc, dy + ((size_t)n * s->o + o) * s->p,
+                                         x + ((size_t)n * s->c + ci) * s->hw, g, lo, hi);
+        if (dw)
+            for (int t = 0; t < taps; t++) dw[(size_t)o * taps + t] += (float)acc[t];
+        if (db) db[o] += (float)acc[taps];
+    }
+}
+
 void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
                        const sw_conv2d_desc *d, float *scratch) {
     const dims s = dims_of(d);
+    if (s.direct) {
+        direct_forward(y, x, w, b, &s, &d->geom);
+        return;
+    }
     /* Each thread owns one [K, P] column buffer of the scratch, indexed by its id. Samples are
      * handed out one at a time (dynamic): they cost the same, but a thread the OS preempts on
      * a busy machine then holds nothing up. Every sample is computed the same way wherever it
@@ -136,6 +295,10 @@ void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
 void sw_conv2d_backward_input(float *dx, const float *dy, const float *w, const sw_conv2d_desc *d,
                               float *scratch) {
     const dims s = dims_of(d);
+    if (s.direct) {
+        direct_backward_input(dx, dy, w, &s, &d->geom);
+        return;
+    }
     /* The transpose of forward: the column gradient of a sample is w_g^T dy_g, and col2im adds
      * each entry back onto the pixel it was read from (overlapping windows sum). Samples write
      * disjoint parts of dx, so threads never share an output element. */
@@ -165,6 +328,10 @@ void sw_conv2d_backward_input(float *dx, const float *dy, const float *w, const 
 void sw_conv2d_backward_params(float *dw, float *db, const float *dy, const float *x,
                                const sw_conv2d_desc *d, float *scratch) {
     const dims s = dims_of(d);
+    if (s.direct) {
+        direct_backward_params(dw, db, dy, x, &s, &d->geom);
+        return;
+    }
     const size_t col_size = s.pointwise ? 0 : (size_t)s.k * (size_t)s.p;
     const size_t dw_size = (size_t)s.o * (size_t)s.k;
     const size_t part_size = dw_size + (size_t)s.o; /* one partial [O, K] + [O] */

@@ -9,8 +9,10 @@
  *
  * The fast kernels need caller scratch (sw_conv2d_scratch_floats): the library never allocates
  * in forward/backward, so the layer takes it from the step arena. Backward kernels ACCUMULATE.
- * Results are bit-identical for any thread count: samples are independent, and the weight
- * gradient adds fixed per-chunk partial sums in a fixed order.
+ * Results do not depend on the thread count when the batch has at least as many samples as
+ * threads (every sgemm then runs on one thread, and the weight gradient adds fixed per-chunk
+ * partial sums in a fixed order); a smaller batch uses OpenBLAS's own threads, whose rounding
+ * may differ from its single-threaded path.
  */
 #ifndef SW_CONV_H
 #define SW_CONV_H

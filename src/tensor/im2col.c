@@ -32,31 +32,72 @@ int sw_conv_geom_is_pointwise(const sw_conv_geom *g) {
            g->pad_h == 0 && g->pad_w == 0;
 }
 
-/* The output columns ow in [*lo, *hi) whose input column ow*s - p + off lies inside [0, w).
- * Everything outside that span reads padding. */
-static void valid_span(int out_w, int stride, int offset, int width, int *lo, int *hi) {
-    /* iw = ow*stride + offset >= 0  <=>  ow >= ceil(-offset / stride) */
+void sw_conv_span(int out_len, int stride, int offset, int size, int *lo, int *hi) {
+    /* i = o*stride + offset >= 0  <=>  o >= ceil(-offset / stride) */
     int a = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-    /* iw <= width - 1  <=>  ow <= floor((width - 1 - offset) / stride) */
-    int top = width - 1 - offset;
+    /* i <= size - 1  <=>  o <= floor((size - 1 - offset) / stride) */
+    int top = size - 1 - offset;
     int b = top < 0 ? 0 : top / stride + 1;
-    if (a > out_w) a = out_w;
-    if (b > out_w) b = out_w;
+    if (a > out_len) a = out_len;
+    if (b > out_len) b = out_len;
     if (b < a) b = a;
     *lo = a;
     *hi = b;
 }
 
+/* im2col for one tap (ki, kj) when stride is 1 and out_w == width ("same" width, e.g. 3x3
+ * with padding 1): output row oh reads input row oh + dh at columns ow + dw, so the whole
+ * block of output rows that fall inside the image is the input plane shifted by dh*W + dw,
+ * read flat. One long vectorised copy replaces out_h short ones (rows are only 7 to 28 values
+ * in the zoo's models, where per-row overhead dominated). The entries whose column wrapped
+ * around a row edge (ow + dw outside [0, W)) are padding and are zeroed afterwards; reads are
+ * clipped to the plane, so nothing outside it is touched. */
+static void im2col_tap_flat(const float *xc, const sw_conv_geom *g, int dh, int dw, float *row) {
+    const int w = g->width, out_h = g->out_h;
+    const long plane = (long)g->height * w;
+    int oh_lo = dh < 0 ? -dh : 0; /* first output row whose input row is >= 0 */
+    int oh_hi = g->height - dh;   /* one past the last whose input row is < H */
+    if (oh_lo > out_h) oh_lo = out_h;
+    if (oh_hi > out_h) oh_hi = out_h;
+    if (oh_hi < oh_lo) oh_hi = oh_lo;
+    memset(row, 0, (size_t)oh_lo * w * sizeof *row);
+    memset(row + (size_t)oh_hi * w, 0, (size_t)(out_h - oh_hi) * w * sizeof *row);
+    float *dst = row + (size_t)oh_lo * w;
+    const long start = (long)(oh_lo + dh) * w + dw; /* flat source of dst[0] */
+    const long n = (long)(oh_hi - oh_lo) * w;
+    long i0 = start < 0 ? -start : 0;
+    long i1 = start + n > plane ? plane - start : n;
+    if (i0 > n) i0 = n;
+    if (i1 < i0) i1 = i0;
+    for (long i = 0; i < i0; i++) dst[i] = 0.0f;
+    const float *src = xc + (start + i0); /* in the plane: start + i0 >= 0 */
+#pragma omp simd
+    for (long i = i0; i < i1; i++) dst[i] = src[i - i0];
+    for (long i = i1; i < n; i++) dst[i] = 0.0f;
+    /* the wrapped columns: the first -dw of every row, or the last dw */
+    int z0 = dw < 0 ? 0 : w - dw, z1 = dw < 0 ? -dw : w;
+    if (z0 < 0) z0 = 0;
+    if (z1 > w) z1 = w;
+    if (dw != 0)
+        for (int r = 0; r < oh_hi - oh_lo; r++)
+            for (int ow = z0; ow < z1; ow++) dst[(size_t)r * w + ow] = 0.0f;
+}
+
 void sw_im2col(const float *x, const sw_conv_geom *g, float *col) {
     const int hw_out = g->out_h * g->out_w; /* columns of col */
+    const int flat = g->stride_h == 1 && g->stride_w == 1 && g->out_w == g->width;
     for (int c = 0; c < g->channels; c++) {
         const float *xc = x + (size_t)c * g->height * g->width;
         for (int ki = 0; ki < g->kernel_h; ki++) {
             for (int kj = 0; kj < g->kernel_w; kj++) {
                 float *row = col + ((size_t)(c * g->kernel_h + ki) * g->kernel_w + kj) * hw_out;
                 int off_w = kj * g->dil_w - g->pad_w;
+                if (flat) {
+                    im2col_tap_flat(xc, g, ki * g->dil_h - g->pad_h, off_w, row);
+                    continue;
+                }
                 int lo, hi;
-                valid_span(g->out_w, g->stride_w, off_w, g->width, &lo, &hi);
+                sw_conv_span(g->out_w, g->stride_w, off_w, g->width, &lo, &hi);
                 for (int oh = 0; oh < g->out_h; oh++) {
                     float *dst = row + (size_t)oh * g->out_w;
                     int ih = oh * g->stride_h - g->pad_h + ki * g->dil_h;
@@ -114,7 +155,7 @@ void sw_col2im(const float *col, const sw_conv_geom *g, float *dx) {
                     col + ((size_t)(c * g->kernel_h + ki) * g->kernel_w + kj) * hw_out;
                 int off_w = kj * g->dil_w - g->pad_w;
                 int lo, hi;
-                valid_span(g->out_w, g->stride_w, off_w, g->width, &lo, &hi);
+                sw_conv_span(g->out_w, g->stride_w, off_w, g->width, &lo, &hi);
                 for (int oh = 0; oh < g->out_h; oh++) {
                     int ih = oh * g->stride_h - g->pad_h + ki * g->dil_h;
                     if (ih < 0 || ih >= g->height) continue; /* padding takes no gradient */

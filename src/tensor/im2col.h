@@ -31,6 +31,11 @@ int sw_conv_geom_resolve(sw_conv_geom *g);
  * can multiply by the image directly. */
 int sw_conv_geom_is_pointwise(const sw_conv_geom *g);
 
+/* The outputs o in [*lo, *hi) (o < out_len) whose input index o*stride + offset lies in
+ * [0, size): the part of a row of windows that needs no bounds check, everything outside it
+ * reads padding. */
+void sw_conv_span(int out_len, int stride, int offset, int size, int *lo, int *hi);
+
 /* x [channels, height, width] -> col [channels*kernel_h*kernel_w, out_h*out_w] (overwritten). */
 void sw_im2col(const float *x, const sw_conv_geom *g, float *col);
 void sw_im2col_naive(const float *x, const sw_conv_geom *g, float *col);

@@ -31,9 +31,9 @@ struct sw_tui_app {
 
     sw_tui_chain chain;
 
-    bool quit;    /* leave the main loop (after any work returns) */
-    bool stop;    /* stop the running work at the next step boundary */
-    int signal;   /* the signal that ended the session */
+    bool quit;  /* leave the main loop (after any work returns) */
+    bool stop;  /* stop the running work at the next step boundary */
+    int signal; /* the signal that ended the session */
 };
 
 static double now_seconds(void) {
@@ -80,7 +80,8 @@ sw_status sw_tui_app_new(sw_model *model, const sw_tui_app_config *cfg, sw_tui_a
     app->st.defaults.subset = cfg->subset;
     app->st.defaults.test_subset = cfg->test_subset;
     if (cfg->replay_log)
-        snprintf(app->st.defaults.log_path, sizeof app->st.defaults.log_path, "%s", cfg->replay_log);
+        snprintf(app->st.defaults.log_path, sizeof app->st.defaults.log_path, "%s",
+                 cfg->replay_log);
     if (cfg->record_log) {
         s = sw_jsonl_log_open(&app->record, cfg->record_log);
         if (s != SW_OK) {
@@ -107,8 +108,12 @@ void sw_tui_app_free(sw_tui_app *app) {
     free(app);
 }
 
-sw_tui_state *sw_tui_app_state(sw_tui_app *app) { return &app->st; }
-sw_model *sw_tui_app_model(sw_tui_app *app) { return app->model; }
+sw_tui_state *sw_tui_app_state(sw_tui_app *app) {
+    return &app->st;
+}
+sw_model *sw_tui_app_model(sw_tui_app *app) {
+    return app->model;
+}
 
 static void describe_data(sw_tui_app *app) {
     if (app->train)
@@ -203,7 +208,10 @@ static sw_status compress_work(sw_tui_app *app, long steps, int epochs) {
     return sw_tui_chain_compress(&app->chain, steps, epochs);
 }
 
+static bool check_signal(sw_tui_app *app);
+
 static void run_work(sw_tui_app *app, work_fn fn, const char *what, long steps, int epochs) {
+    if (check_signal(app)) return; /* a signal during the data loading: leave instead */
     app->stop = false;
     app->st.work = SW_TUI_WORK_RUNNING;
     app->st.dirty = true;
@@ -211,8 +219,10 @@ static void run_work(sw_tui_app *app, work_fn fn, const char *what, long steps, 
     sw_status s = fn(app, steps, epochs);
     app->st.work = SW_TUI_WORK_IDLE;
     if (s == SW_ERR_INTERRUPTED)
-        sw_tui_log_add(&app->st.log, SW_TUI_LOG_WARN, "%s stopped at a step boundary; the model "
-                       "is consistent", what);
+        sw_tui_log_add(&app->st.log, SW_TUI_LOG_WARN,
+                       "%s stopped at a step boundary; the model "
+                       "is consistent",
+                       what);
     else if (s != SW_OK)
         log_error(app, what);
     sw_tui_chain_publish(&app->chain, &app->st);
@@ -268,14 +278,19 @@ static void do_compress(sw_tui_app *app, const sw_tui_form *f) {
 
 static void do_open_log(sw_tui_app *app, const char *path) {
     sw_tui_history_clear(&app->st.history);
+    app->st.replay[0] = '\0';
     long before = app->st.history.events;
     sw_status s = sw_jsonl_log_read(path, sw_tui_state_on_metric, &app->st);
+    const char *base = strrchr(path, '/');
+    snprintf(app->st.replay, sizeof app->st.replay, "%s", base ? base + 1 : path);
     sw_tui_history *h = &app->st.history;
     if (s != SW_OK) {
         log_error(app, "open log");
         if (h->events > before)
-            sw_tui_log_add(&app->st.log, SW_TUI_LOG_WARN, "showing the %ld events before the "
-                           "bad line", h->events - before);
+            sw_tui_log_add(&app->st.log, SW_TUI_LOG_WARN,
+                           "showing the %ld events before the "
+                           "bad line",
+                           h->events - before);
     } else {
         sw_tui_log_add(&app->st.log, SW_TUI_LOG_OK, "opened %s: %ld events, %ld run%s", path,
                        h->events, h->runs, h->runs == 1 ? "" : "s");
@@ -313,8 +328,10 @@ static void do_export(sw_tui_app *app, const sw_tui_form *f) {
                    sw_tui_human((double)sw_model_param_count(app->model), p, sizeof p),
                    app->chain.n ? ", masks applied" : "");
     if (dropped)
-        sw_tui_log_add(&app->st.log, SW_TUI_LOG_WARN, "%d mask%s could not be baked into the "
-                       "weights: export the masks file too", dropped, dropped == 1 ? "" : "s");
+        sw_tui_log_add(&app->st.log, SW_TUI_LOG_WARN,
+                       "%d mask%s could not be baked into the "
+                       "weights: export the masks file too",
+                       dropped, dropped == 1 ? "" : "s");
     const char *masks = sw_tui_form_text(f, "masks");
     if (app->chain.n > 0 && masks[0]) {
         if (sw_tui_chain_export_masks(&app->chain, masks) != SW_OK)
@@ -336,8 +353,8 @@ static void do_attach(sw_tui_app *app, int algo_index, const sw_tui_form *f) {
     }
     int n = sw_tui_tree_selection(&app->st.tree, nodes, cap);
     int skipped = 0;
-    sw_status s = sw_tui_chain_attach(&app->chain, &algos[algo_index], f, nodes, n, &app->ev,
-                                      &skipped);
+    sw_status s =
+        sw_tui_chain_attach(&app->chain, &algos[algo_index], f, nodes, n, &app->ev, &skipped);
     free(nodes);
     if (s != SW_OK) {
         log_error(app, "attach");
@@ -347,13 +364,16 @@ static void do_attach(sw_tui_app *app, int algo_index, const sw_tui_form *f) {
     sw_tui_log_add(&app->st.log, SW_TUI_LOG_OK, "attached %s%s: %s", it->c->ops->name,
                    app->chain.n > 1 ? " (from_compressor)" : "", it->config);
     if (skipped)
-        sw_tui_log_add(&app->st.log, SW_TUI_LOG_INFO, "%d selected module%s left out (not Conv2d "
-                       "or Linear)", skipped, skipped == 1 ? "" : "s");
+        sw_tui_log_add(&app->st.log, SW_TUI_LOG_INFO,
+                       "%d selected module%s left out (not Conv2d "
+                       "or Linear)",
+                       skipped, skipped == 1 ? "" : "s");
     const sw_warnings *w = sw_compressor_warnings(it->c);
     for (int i = 0; i < sw_warnings_count(w); i++)
         sw_tui_log_add(&app->st.log, SW_TUI_LOG_WARN, "%s", sw_warnings_get(w, i));
     sw_tui_tree_clear_marks(&app->st.tree);
-    sw_tui_log_add(&app->st.log, SW_TUI_LOG_INFO, "c compresses (one-shot: leave epochs and "
+    sw_tui_log_add(&app->st.log, SW_TUI_LOG_INFO,
+                   "c compresses (one-shot: leave epochs and "
                    "steps empty)");
     sw_tui_chain_publish(&app->chain, &app->st);
     sw_tui_state_model_changed(&app->st);

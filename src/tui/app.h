@@ -31,10 +31,10 @@ typedef struct sw_tui_io {
 } sw_tui_io;
 
 typedef struct sw_tui_app_config {
-    const char *data_dir;   /* NULL: the dataset's default folder */
-    const char *dataset;    /* "fashion-mnist" (default), "mnist", "cifar10" */
-    int subset;             /* training images to load (0: all) */
-    int test_subset;        /* test images (0: all) */
+    const char *data_dir; /* NULL: the dataset's default folder */
+    const char *dataset;  /* "fashion-mnist" (default), "mnist", "cifar10" */
+    int subset;           /* training images to load (0: all) */
+    int test_subset;      /* test images (0: all) */
     unsigned long seed;
     const char *replay_log; /* a metrics log to open at start, or NULL */
     const char *record_log; /* also write the workbench's runs as JSON lines here, or NULL */

@@ -22,6 +22,8 @@ static void ratio_form(sw_tui_form *f) {
 
 static const char *const granularities[] = {"default", "out_channel", "element"};
 
+static const char *const on_off[] = {"off", "on"};
+
 static void level_form(sw_tui_form *f) {
     ratio_form(f);
     sw_tui_form_add_choice(f, "granularity", "granularity", granularities, 3, 0)->hint =
@@ -32,6 +34,8 @@ static void norm_form(sw_tui_form *f) {
     ratio_form(f);
     sw_tui_form_add_choice(f, "granularity", "granularity", granularities, 3, 0)->hint =
         "default: out_channel (whole filters / rows); element prunes single weights";
+    sw_tui_form_add_choice(f, "dependency", "dep. groups", on_off, 2, 0)->hint =
+        "on: modules joined by an Add or a depthwise conv lose the same channels";
 }
 
 /* [{"op_names": [...], "sparse_ratio": r, ("granularity": ...)}] */
@@ -60,14 +64,30 @@ static sw_status ratio_config(const sw_tui_form *f, const char *const *modules, 
 }
 
 static const sw_tui_algo algos[] = {
-    {{"L1Norm", "pruner", "smallest L1 norm filters/rows go first (one-shot)", norm_form}, "P:L1",
-     weight_layers, ratio_config, sw_pruner_l1norm_new, sw_pruner_l1norm_from_compressor},
-    {{"L2Norm", "pruner", "smallest L2 norm filters/rows go first (one-shot)", norm_form}, "P:L2",
-     weight_layers, ratio_config, sw_pruner_l2norm_new, sw_pruner_l2norm_from_compressor},
-    {{"FPGM", "pruner", "filters nearest the geometric median go first", norm_form}, "P:FPGM",
-     weight_layers, ratio_config, sw_pruner_fpgm_new, sw_pruner_fpgm_from_compressor},
-    {{"Level", "pruner", "smallest |w| weights go first (element-wise)", level_form}, "P:Lv",
-     weight_layers, ratio_config, sw_pruner_level_new, sw_pruner_level_from_compressor},
+    {{"L1Norm", "pruner", "smallest L1 norm filters/rows go first (one-shot)", norm_form},
+     "P:L1",
+     weight_layers,
+     ratio_config,
+     sw_pruner_l1norm_new,
+     sw_pruner_l1norm_from_compressor},
+    {{"L2Norm", "pruner", "smallest L2 norm filters/rows go first (one-shot)", norm_form},
+     "P:L2",
+     weight_layers,
+     ratio_config,
+     sw_pruner_l2norm_new,
+     sw_pruner_l2norm_from_compressor},
+    {{"FPGM", "pruner", "filters nearest the geometric median go first", norm_form},
+     "P:FPGM",
+     weight_layers,
+     ratio_config,
+     sw_pruner_fpgm_new,
+     sw_pruner_fpgm_from_compressor},
+    {{"Level", "pruner", "smallest |w| weights go first (element-wise)", level_form},
+     "P:Lv",
+     weight_layers,
+     ratio_config,
+     sw_pruner_level_new,
+     sw_pruner_level_from_compressor},
 };
 
 const sw_tui_algo *sw_tui_algos(int *n) {
@@ -90,6 +110,8 @@ void sw_tui_chain_init(sw_tui_chain *ch, sw_model *model) {
 }
 
 void sw_tui_chain_deinit(sw_tui_chain *ch) {
+    if (ch->deps_state == 1) sw_dependency_groups_deinit(&ch->deps);
+    ch->deps_state = 0;
     /* Newest first, so each free unlinks the end of the chain. */
     for (int i = ch->n - 1; i >= 0; i--) sw_compressor_free(ch->items[i].c);
     ch->n = 0;
@@ -101,8 +123,10 @@ sw_status sw_tui_chain_attach(sw_tui_chain *ch, const sw_tui_algo *algo, const s
                               const int *nodes, int n_nodes, sw_evaluator *ev, int *skipped) {
     *skipped = 0;
     if (ch->n >= SW_TUI_MAX_CHAIN)
-        return SW_FAIL(SW_ERR_ARG, "attach: at most %d compressors can be chained here; detach "
-                       "one first (d)", SW_TUI_MAX_CHAIN);
+        return SW_FAIL(SW_ERR_ARG,
+                       "attach: at most %d compressors can be chained here; detach "
+                       "one first (d)",
+                       SW_TUI_MAX_CHAIN);
     const char **names = malloc(sizeof(char *) * (size_t)(n_nodes > 0 ? n_nodes : 1));
     if (!names) return SW_FAIL(SW_ERR_NOMEM, "attach: no memory");
     int n = 0;
@@ -115,7 +139,8 @@ sw_status sw_tui_chain_attach(sw_tui_chain *ch, const sw_tui_algo *algo, const s
     }
     if (n == 0) {
         free(names);
-        return SW_FAIL(SW_ERR_ARG, "attach %s: none of the %d selected modules is a Conv2d or "
+        return SW_FAIL(SW_ERR_ARG,
+                       "attach %s: none of the %d selected modules is a Conv2d or "
                        "Linear; move to one (or mark several with space) and try again",
                        algo->entry.name, n_nodes);
     }
@@ -123,6 +148,14 @@ sw_status sw_tui_chain_attach(sw_tui_chain *ch, const sw_tui_algo *algo, const s
     sw_status s = algo->config(params, names, n, &config);
     free(names);
     if (s != SW_OK) return s;
+    if (strcmp(sw_tui_form_text(params, "dependency"), "on") == 0) {
+        /* One entry per module, with the dependency group ids NNI's helper would add. */
+        cJSON *grouped = NULL;
+        s = sw_config_list_with_dependency_groups(ch->model, config, &grouped);
+        cJSON_Delete(config);
+        if (s != SW_OK) return s;
+        config = grouped;
+    }
     if (!ch->ws) {
         s = sw_wrapper_set_new(ch->model, &ch->ws);
         if (s != SW_OK) {
@@ -243,8 +276,9 @@ void sw_tui_chain_publish(const sw_tui_chain *ch, sw_tui_state *st) {
                 const sw_tui_chain_item *it = owner_of(ch, t->tf[j]);
                 if (!it) continue;
                 double sp = mask_sparsity(t, ch->ws);
-                at += snprintf(st->badges[node] + at, (size_t)(SW_TUI_BADGE_MAX - at), "%s%s %.0f%%",
-                               at ? " " : "", it->algo->badge, sp < 0 ? 0 : 100 * sp);
+                at +=
+                    snprintf(st->badges[node] + at, (size_t)(SW_TUI_BADGE_MAX - at), "%s%s %.0f%%",
+                             at ? " " : "", it->algo->badge, sp < 0 ? 0 : 100 * sp);
                 if (at >= SW_TUI_BADGE_MAX) break;
             }
         }
@@ -252,8 +286,34 @@ void sw_tui_chain_publish(const sw_tui_chain *ch, sw_tui_state *st) {
     st->dirty = true;
 }
 
+/* Rows for the channel dependency group of `node`, found on first use. */
+static void inspect_dependencies(sw_tui_chain *ch, int node, sw_tui_inspector *out) {
+    if (ch->deps_state == 0)
+        ch->deps_state = sw_compress_auto_dependency_groups(ch->model, &ch->deps) == SW_OK ? 1 : -1;
+    if (ch->deps_state != 1 || node < 0 || node >= ch->deps.n_nodes) return;
+    int g = ch->deps.group[node];
+    if (g >= 0) {
+        char list[200];
+        int at = 0, others = 0;
+        list[0] = '\0';
+        for (int j = 0; j < ch->deps.n_nodes; j++) {
+            if (j == node || ch->deps.group[j] != g) continue;
+            others++;
+            if (at < (int)sizeof list - 1)
+                at += snprintf(list + at, sizeof list - (size_t)at, "%s%s", at ? ", " : "",
+                               ch->model->nodes[j].name);
+        }
+        if (others)
+            sw_tui_inspect_add(out, "dep group", SW_STYLE_WARN, "prunes channels with %s", list);
+    }
+    if (ch->deps.metric_block[node] > 1)
+        sw_tui_inspect_add(out, "blocks", SW_STYLE_WARN, "channels go in blocks of %d (groups)",
+                           ch->deps.metric_block[node]);
+}
+
 void sw_tui_chain_inspect(void *ctx, int node, sw_tui_inspector *out) {
-    const sw_tui_chain *ch = ctx;
+    sw_tui_chain *ch = ctx;
+    inspect_dependencies(ch, node, out);
     if (!ch->ws || node < 0 || node >= ch->ws->n_wrappers) return;
     sw_wrapper *w = &ch->ws->wrappers[node];
     for (int k = 0; k < w->n_targets; k++) {

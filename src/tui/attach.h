@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "../compress/compressor.h"
+#include "../compress/dependency.h"
 #include "state.h"
 
 typedef struct sw_tui_algo {
@@ -43,10 +44,12 @@ typedef struct sw_tui_chain_item {
 } sw_tui_chain_item;
 
 typedef struct sw_tui_chain {
-    sw_model *model;     /* borrowed */
-    sw_wrapper_set *ws;  /* one reference; created by the first attach */
+    sw_model *model;    /* borrowed */
+    sw_wrapper_set *ws; /* one reference; created by the first attach */
     int n;
     sw_tui_chain_item items[SW_TUI_MAX_CHAIN];
+    sw_dependency_groups deps; /* channel dependency groups, found on first use */
+    int deps_state;            /* 0 not yet, 1 found, -1 the analysis failed */
 } sw_tui_chain;
 
 void sw_tui_chain_init(sw_tui_chain *ch, sw_model *model);
@@ -69,8 +72,9 @@ sw_status sw_tui_chain_export_masks(sw_tui_chain *ch, const char *path);
 sw_status sw_tui_chain_bake(const sw_tui_chain *ch, sw_model *copy, int *dropped);
 /* Fills the state's chain lines and badges. */
 void sw_tui_chain_publish(const sw_tui_chain *ch, sw_tui_state *st);
-/* Inspector rows for node `node`'s wrapper (ctx = sw_tui_chain*): each target with transforms,
- * its transform chain in order and its mask sparsity. */
+/* Inspector rows for node `node` (ctx = sw_tui_chain*): each wrapper target with transforms,
+ * its transform chain in order and its mask sparsity; then the modules that must lose the same
+ * channels (its dependency group) and the block size its channels are pruned in. */
 void sw_tui_chain_inspect(void *ctx, int node, sw_tui_inspector *out);
 
 #endif

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sw_tui_canvas_init(sw_tui_canvas *c) { *c = (sw_tui_canvas){0}; }
+void sw_tui_canvas_init(sw_tui_canvas *c) {
+    *c = (sw_tui_canvas){0};
+}
 
 sw_status sw_tui_canvas_resize(sw_tui_canvas *c, int w, int h) {
     if (w < 0 || h < 0) return SW_FAIL(SW_ERR_ARG, "canvas: negative size %dx%d", w, h);
@@ -45,7 +47,8 @@ void sw_tui_canvas_fill(sw_tui_canvas *c, sw_tui_rect r, uint32_t ch, sw_tui_sty
 void sw_tui_canvas_restyle(sw_tui_canvas *c, sw_tui_rect r, sw_tui_style style) {
     for (int y = r.y; y < r.y + r.h; y++)
         for (int x = r.x; x < r.x + r.w; x++)
-            if (x >= 0 && y >= 0 && x < c->w && y < c->h) c->cells[y * c->w + x].style = (uint8_t)style;
+            if (x >= 0 && y >= 0 && x < c->w && y < c->h)
+                c->cells[y * c->w + x].style = (uint8_t)style;
 }
 
 int sw_tui_utf8_decode(const char *s, uint32_t *cp) {

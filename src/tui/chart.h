@@ -16,9 +16,9 @@
 #define SW_TUI_PLOT_MAX_COLS 1024
 
 typedef struct sw_tui_plot {
-    int cols, rows;                     /* dot grid */
-    int level[SW_TUI_PLOT_MAX_COLS];    /* dot row per column, 0 = bottom; -1 = no data */
-    double x_lo, x_hi, y_lo, y_hi;      /* the data range drawn */
+    int cols, rows;                  /* dot grid */
+    int level[SW_TUI_PLOT_MAX_COLS]; /* dot row per column, 0 = bottom; -1 = no data */
+    double x_lo, x_hi, y_lo, y_hi;   /* the data range drawn */
     bool empty;
 } sw_tui_plot;
 

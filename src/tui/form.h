@@ -27,16 +27,16 @@ typedef struct sw_tui_field {
     char key[24];   /* for lookups */
     char label[24]; /* shown */
     sw_tui_field_type type;
-    char text[SW_TUI_FIELD_TEXT_MAX]; /* as typed */
-    int cursor;                       /* byte offset of the caret in text */
-    double min, max;                  /* numeric range, inclusive */
-    bool optional;                    /* empty text is allowed and means "unset" */
+    char text[SW_TUI_FIELD_TEXT_MAX];              /* as typed */
+    int cursor;                                    /* byte offset of the caret in text */
+    double min, max;                               /* numeric range, inclusive */
+    bool optional;                                 /* empty text is allowed and means "unset" */
     const char *choices[SW_TUI_FIELD_MAX_CHOICES]; /* static strings */
     int n_choices;
     const char *hint; /* one line shown under the form when the field is focused (static) */
     char error[128];  /* "" when valid */
     /* Parsed by the last check. */
-    bool set;   /* false for an empty optional field */
+    bool set; /* false for an empty optional field */
     long ival;
     double fval;
 } sw_tui_field;
@@ -47,7 +47,7 @@ typedef struct sw_tui_form sw_tui_form;
 typedef bool (*sw_tui_form_rule)(sw_tui_form *form);
 
 struct sw_tui_form {
-    int id;          /* what the form is for (the owner's enum) */
+    int id; /* what the form is for (the owner's enum) */
     char title[64];
     sw_tui_field fields[SW_TUI_FORM_MAX_FIELDS];
     int n_fields;

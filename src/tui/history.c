@@ -5,8 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const fixed_names[SW_TUI_SERIES_TERMS] = {"loss", "accuracy", "lr",
-                                                              "images/s"};
+static const char *const fixed_names[SW_TUI_SERIES_TERMS] = {"loss", "accuracy", "lr", "images/s"};
 
 sw_status sw_tui_history_init(sw_tui_history *h) {
     memset(h, 0, sizeof *h);
@@ -73,7 +72,8 @@ void sw_tui_history_on_event(sw_tui_history *h, const sw_metric_event *ev) {
         h->end_reason[0] = '\0';
         break;
     case SW_METRIC_STEP:
-        if (h->status != SW_TUI_RUN_ACTIVE) h->status = SW_TUI_RUN_ACTIVE; /* a log cut at the start */
+        if (h->status != SW_TUI_RUN_ACTIVE)
+            h->status = SW_TUI_RUN_ACTIVE; /* a log cut at the start */
         h->step = ev->step;
         if (ev->total_steps > 0) h->total_steps = ev->total_steps;
         h->epoch = ev->epoch;
@@ -97,7 +97,8 @@ void sw_tui_history_on_event(sw_tui_history *h, const sw_metric_event *ev) {
     case SW_METRIC_EVAL:
         h->accuracy = ev->accuracy;
         h->eval_loss = ev->loss;
-        if (isfinite(ev->accuracy) && (!isfinite(h->best_accuracy) || ev->accuracy > h->best_accuracy))
+        if (isfinite(ev->accuracy) &&
+            (!isfinite(h->best_accuracy) || ev->accuracy > h->best_accuracy))
             h->best_accuracy = ev->accuracy;
         sw_tui_series_push(&h->series[SW_TUI_SERIES_ACCURACY], x, ev->accuracy);
         break;

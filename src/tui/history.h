@@ -34,16 +34,16 @@ typedef enum sw_tui_run_status {
 
 typedef struct sw_tui_history {
     sw_tui_series series[SW_TUI_MAX_SERIES];
-    int n_series;         /* SW_TUI_SERIES_TERMS + loss terms seen */
-    double x_offset;      /* steps of the runs before the current one */
-    long runs;            /* BEGIN events seen */
-    long events;          /* events seen */
+    int n_series;    /* SW_TUI_SERIES_TERMS + loss terms seen */
+    double x_offset; /* steps of the runs before the current one */
+    long runs;       /* BEGIN events seen */
+    long events;     /* events seen */
     /* The current (or last) run. */
     sw_tui_run_status status;
     char phase[24];
     long step, total_steps;
     int epoch, total_epochs;
-    double elapsed;       /* seconds since its BEGIN */
+    double elapsed; /* seconds since its BEGIN */
     double loss, lr, images_per_sec;
     double accuracy;      /* last evaluation, NaN when none */
     double best_accuracy; /* NaN when none */

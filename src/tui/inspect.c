@@ -16,7 +16,10 @@ const char *sw_tui_human(double value, char *buf, int size) {
     if (u == 0)
         snprintf(buf, (size_t)size, "%.0f", value);
     else
-        snprintf(buf, (size_t)size, fabs(value) < 10 ? "%.2f%s" : fabs(value) < 100 ? "%.1f%s" : "%.0f%s",
+        snprintf(buf, (size_t)size,
+                 fabs(value) < 10    ? "%.2f%s"
+                 : fabs(value) < 100 ? "%.1f%s"
+                                     : "%.0f%s",
                  value, units[u]);
     return buf;
 }

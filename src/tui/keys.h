@@ -9,7 +9,6 @@
 
 enum {
     SW_KEY_NONE = -1, /* no key within the timeout */
-    SW_KEY_CTRL_C = 3,
     SW_KEY_TAB = '\t',
     SW_KEY_ENTER = '\n',
     SW_KEY_CTRL_L = 12,
@@ -38,8 +37,5 @@ typedef enum sw_tui_flags {
     SW_TUI_QUIT = 1 << 2,
     SW_TUI_ACTION = 1 << 3, /* an action for the application is pending (sw_tui_action) */
 } sw_tui_flags;
-
-/* "Up", "PgDn", "Enter", "a", ... for the help overlay and tests; `buf` receives the text. */
-const char *sw_tui_key_name(int key, char *buf, int size);
 
 #endif

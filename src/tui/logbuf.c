@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-void sw_tui_log_init(sw_tui_log *log) { memset(log, 0, sizeof *log); }
+void sw_tui_log_init(sw_tui_log *log) {
+    memset(log, 0, sizeof *log);
+}
 
 static void add_line(sw_tui_log *log, sw_tui_log_level level, const char *text, size_t len) {
     int at;

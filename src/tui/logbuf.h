@@ -21,10 +21,10 @@ typedef struct sw_tui_log_line {
 
 typedef struct sw_tui_log {
     sw_tui_log_line lines[SW_TUI_LOG_LINES];
-    int n;       /* lines held */
-    int head;    /* ring index of the oldest */
-    long total;  /* lines ever added */
-    int scroll;  /* lines scrolled back from the newest (0 = follow) */
+    int n;      /* lines held */
+    int head;   /* ring index of the oldest */
+    long total; /* lines ever added */
+    int scroll; /* lines scrolled back from the newest (0 = follow) */
 } sw_tui_log;
 
 void sw_tui_log_init(sw_tui_log *log);

@@ -7,7 +7,8 @@
 
 sw_status sw_tui_series_init(sw_tui_series *s, const char *name, int cap) {
     *s = (sw_tui_series){0};
-    if (cap < 1) return SW_FAIL(SW_ERR_ARG, "series \"%s\": capacity %d must be positive", name, cap);
+    if (cap < 1)
+        return SW_FAIL(SW_ERR_ARG, "series \"%s\": capacity %d must be positive", name, cap);
     snprintf(s->name, sizeof s->name, "%s", name);
     s->x = malloc(sizeof(double) * (size_t)cap);
     s->y = malloc(sizeof(double) * (size_t)cap);

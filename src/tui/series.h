@@ -15,12 +15,12 @@
 
 typedef struct sw_tui_series {
     char name[SW_TUI_SERIES_NAME_MAX];
-    int cap;      /* points kept at most */
-    int n;        /* points held, <= cap */
-    int head;     /* ring index of the oldest point */
-    double *x;    /* owned [cap] */
-    double *y;    /* owned [cap] */
-    long pushed;  /* points ever pushed (including dropped ones) */
+    int cap;     /* points kept at most */
+    int n;       /* points held, <= cap */
+    int head;    /* ring index of the oldest point */
+    double *x;   /* owned [cap] */
+    double *y;   /* owned [cap] */
+    long pushed; /* points ever pushed (including dropped ones) */
 } sw_tui_series;
 
 /* Allocates a ring of `cap` points named `name` (copied, truncated). */

@@ -42,32 +42,6 @@ const sw_tui_help_line *sw_tui_help_lines(int *n) {
     return help_lines;
 }
 
-const char *sw_tui_key_name(int key, char *buf, int size) {
-    static const struct {
-        int key;
-        const char *name;
-    } names[] = {
-        {SW_KEY_UP, "Up"},       {SW_KEY_DOWN, "Down"},     {SW_KEY_LEFT, "Left"},
-        {SW_KEY_RIGHT, "Right"}, {SW_KEY_PGUP, "PgUp"},     {SW_KEY_PGDN, "PgDn"},
-        {SW_KEY_HOME, "Home"},   {SW_KEY_END, "End"},       {SW_KEY_DELETE, "Delete"},
-        {SW_KEY_BTAB, "S-Tab"},  {SW_KEY_RESIZE, "Resize"}, {SW_KEY_ENTER, "Enter"},
-        {SW_KEY_TAB, "Tab"},     {SW_KEY_ESC, "Esc"},       {SW_KEY_BACKSPACE, "Backspace"},
-        {' ', "space"},          {SW_KEY_NONE, "none"},
-    };
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (names[i].key == key) {
-            snprintf(buf, (size_t)size, "%s", names[i].name);
-            return buf;
-        }
-    if (key > 0 && key < 0x20)
-        snprintf(buf, (size_t)size, "Ctrl-%c", '@' + key);
-    else if (key > 0x20 && key < 0x7F)
-        snprintf(buf, (size_t)size, "%c", key);
-    else
-        snprintf(buf, (size_t)size, "U+%04X", (unsigned)key);
-    return buf;
-}
-
 sw_status sw_tui_state_init(sw_tui_state *st, const sw_model *model, bool utf8) {
     memset(st, 0, sizeof *st);
     st->model = model;
@@ -141,7 +115,8 @@ const sw_tui_inspector *sw_tui_state_inspector(sw_tui_state *st) {
 static bool train_rule(sw_tui_form *f) {
     long epochs = sw_tui_form_int(f, "epochs", 0), steps = sw_tui_form_int(f, "steps", 0);
     if (epochs <= 0 && steps <= 0) {
-        snprintf(f->error, sizeof f->error, "give epochs or steps (or both: the first reached ends)");
+        snprintf(f->error, sizeof f->error,
+                 "give epochs or steps (or both: the first reached ends)");
         return false;
     }
     return true;
@@ -198,8 +173,8 @@ void sw_tui_state_open_form(sw_tui_state *st, sw_tui_form_id id) {
         sw_tui_form_add_text(f, "path", "model file", SW_FIELD_PATH_OUT, d->export_path)->hint =
             "safetensors model, written atomically";
         if (st->n_chain > 0) {
-            sw_tui_field *m = sw_tui_form_add_text(f, "masks", "masks file", SW_FIELD_PATH_OUT,
-                                                   d->masks_path);
+            sw_tui_field *m =
+                sw_tui_form_add_text(f, "masks", "masks file", SW_FIELD_PATH_OUT, d->masks_path);
             m->optional = true;
             m->hint = "the chain's masks as safetensors (empty: none)";
             sw_tui_field_check(m);
@@ -499,7 +474,8 @@ static int normal_key(sw_tui_state *st, int key, sw_tui_action *act) {
     case 'c':
         if (busy(st, "start compressing")) return SW_TUI_HANDLED | SW_TUI_REDRAW;
         if (st->n_chain == 0)
-            sw_tui_log_add(&st->log, SW_TUI_LOG_WARN, "nothing to compress with: attach a "
+            sw_tui_log_add(&st->log, SW_TUI_LOG_WARN,
+                           "nothing to compress with: attach a "
                            "compressor first (a)");
         else
             sw_tui_state_open_form(st, SW_TUI_FORM_COMPRESS);
@@ -541,7 +517,10 @@ static int normal_key(sw_tui_state *st, int key, sw_tui_action *act) {
             act->kind = SW_TUI_ACT_STOP;
             return SW_TUI_HANDLED | SW_TUI_REDRAW | SW_TUI_ACTION;
         }
-        sw_tui_log_add(&st->log, SW_TUI_LOG_INFO, "nothing is running");
+        sw_tui_log_add(&st->log, SW_TUI_LOG_INFO,
+                       st->work == SW_TUI_WORK_STOPPING
+                           ? "already stopping at the next step boundary"
+                           : "nothing is running");
         return SW_TUI_HANDLED | SW_TUI_REDRAW;
     case 'o':
         if (!busy(st, "open a log")) sw_tui_state_open_form(st, SW_TUI_FORM_OPEN_LOG);
@@ -589,7 +568,7 @@ int sw_tui_state_key(sw_tui_state *st, int key, sw_tui_action *act) {
             flags = normal_key(st, key, act);
         }
     }
-    /* Logged messages always need a redraw. */
+    /* The screen manager redraws on this; the flag also covers work-time redraws. */
     if (flags & SW_TUI_REDRAW) st->dirty = true;
     return flags;
 }
@@ -599,6 +578,11 @@ int sw_tui_state_key(sw_tui_state *st, int key, sw_tui_action *act) {
 void sw_tui_state_on_metric(void *ctx, const sw_metric_event *ev) {
     sw_tui_state *st = ctx;
     sw_tui_history *h = &st->history;
+    /* The session's own runs do not continue the charts of a replayed log. */
+    if (ev->kind == SW_METRIC_BEGIN && st->replay[0]) {
+        sw_tui_history_clear(h);
+        st->replay[0] = '\0';
+    }
     sw_tui_history_on_event(h, ev);
     const char *phase = ev->phase ? ev->phase : "train";
     switch (ev->kind) {

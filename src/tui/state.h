@@ -69,9 +69,9 @@ typedef struct sw_tui_action {
 
 /* One algorithm of the attach list, as the state shows it (attach.h provides the list). */
 typedef struct sw_tui_algo_entry {
-    const char *name;    /* "L1Norm" */
-    const char *kind;    /* "pruner" */
-    const char *summary; /* one line */
+    const char *name;             /* "L1Norm" */
+    const char *kind;             /* "pruner" */
+    const char *summary;          /* one line */
     void (*form)(sw_tui_form *f); /* fills the parameter form with defaults */
 } sw_tui_algo_entry;
 
@@ -82,7 +82,7 @@ typedef struct sw_tui_algo_entry {
 /* Defaults the forms open with (the command line's, then the last values used). */
 typedef struct sw_tui_defaults {
     int epochs;
-    long steps;      /* -1 = unset */
+    long steps; /* -1 = unset */
     double lr;
     int batch;
     int subset;      /* 0 = the whole training split */
@@ -101,14 +101,14 @@ typedef struct sw_tui_state {
     sw_tui_mode mode;
     sw_tui_focus focus;
     sw_tui_work work;
-    bool utf8; /* draw braille charts and box glyphs; else ASCII only */
+    bool utf8;  /* draw braille charts and box glyphs; else ASCII only */
     bool dirty; /* something changed since the last draw */
 
     char search[SW_TUI_QUERY_MAX]; /* the query being typed */
     int search_origin;             /* cursor entry when the search began */
     int help_scroll;
-    int chart_page;                /* first chart shown when not all fit */
-    int pick;                      /* highlighted algorithm in the attach list */
+    int chart_page; /* first chart shown when not all fit */
+    int pick;       /* highlighted algorithm in the attach list */
 
     /* The attach list and the chain view, filled by the application. */
     int n_algos;
@@ -129,6 +129,7 @@ typedef struct sw_tui_state {
     sw_tui_defaults defaults;
     char title[96];     /* the model's name, shown in the header */
     char data_desc[96]; /* "fashion-mnist: 512 train / 10000 test" or "data not loaded" */
+    char replay[96];    /* the metrics log whose charts are shown, "" for the session's own */
 } sw_tui_state;
 
 /* Initialises the state over `model` (borrowed, must outlive the state). */

@@ -46,7 +46,9 @@ static void on_signal(int sig) {
     _exit(128 + sig);
 }
 
-static void at_exit_restore(void) { sw_tui_term_close(); }
+static void at_exit_restore(void) {
+    sw_tui_term_close();
+}
 
 /* ---- styles ------------------------------------------------------------------------------- */
 
@@ -153,7 +155,8 @@ static void term_present(void *ctx, const sw_tui_canvas *c) {
         for (int x = 0; x < c->w && x < w; x++) {
             const sw_tui_cell *cell = &c->cells[y * c->w + x];
             wchar_t wc[2] = {(wchar_t)cell->ch, 0};
-            if (!term_utf8 && (cell->ch > 0x7E || cell->ch < 0x20)) wc[0] = cell->ch < 0x20 ? L' ' : L'?';
+            if (!term_utf8 && (cell->ch > 0x7E || cell->ch < 0x20))
+                wc[0] = cell->ch < 0x20 ? L' ' : L'?';
             cchar_t cc;
             int s = cell->style < SW_STYLE_COUNT ? cell->style : 0;
             setcchar(&cc, wc, style_attr[s], style_pair[s], NULL);
@@ -172,12 +175,15 @@ static int term_pending_signal(void *ctx) {
 sw_status sw_tui_term_open(const sw_tui_term_options *opt, sw_tui_io *io) {
     if (term_active) return SW_FAIL(SW_ERR_ARG, "the terminal is already open");
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
-        return SW_FAIL(SW_ERR_UNSUPPORTED, "the workbench needs a terminal on stdin and stdout; "
+        return SW_FAIL(SW_ERR_UNSUPPORTED,
+                       "the workbench needs a terminal on stdin and stdout; "
                        "for headless work use `shrinkwrap train` or `shrinkwrap eval`");
     const char *term = getenv("TERM");
     if (!term || !*term || strcmp(term, "dumb") == 0)
-        return SW_FAIL(SW_ERR_UNSUPPORTED, "TERM is %s: the workbench needs a full-screen "
-                       "terminal (e.g. TERM=xterm-256color)", term && *term ? term : "unset");
+        return SW_FAIL(SW_ERR_UNSUPPORTED,
+                       "TERM is %s: the workbench needs a full-screen "
+                       "terminal (e.g. TERM=xterm-256color)",
+                       term && *term ? term : "unset");
     saved_tty_ok = tcgetattr(STDIN_FILENO, &saved_tty) == 0;
 
     /* Our handlers first: curses then leaves SIGINT/SIGTERM alone. No SA_RESTART, so a key
@@ -193,8 +199,10 @@ sw_status sw_tui_term_open(const sw_tui_term_options *opt, sw_tui_io *io) {
 
     term_screen = newterm(NULL, stdout, stdin);
     if (!term_screen)
-        return SW_FAIL(SW_ERR_UNSUPPORTED, "cannot start curses on TERM=%s: is its terminfo "
-                       "entry installed (ncurses-term)?", term);
+        return SW_FAIL(SW_ERR_UNSUPPORTED,
+                       "cannot start curses on TERM=%s: is its terminfo "
+                       "entry installed (ncurses-term)?",
+                       term);
     set_term(term_screen);
     term_active = true;
     static bool atexit_done;
@@ -215,8 +223,11 @@ sw_status sw_tui_term_open(const sw_tui_term_options *opt, sw_tui_io *io) {
         use_default_colors();
     }
     init_styles();
-    *io = (sw_tui_io){.ctx = NULL, .read_key = term_read_key, .size = term_size,
-                      .present = term_present, .pending_signal = term_pending_signal};
+    *io = (sw_tui_io){.ctx = NULL,
+                      .read_key = term_read_key,
+                      .size = term_size,
+                      .present = term_present,
+                      .pending_signal = term_pending_signal};
     return SW_OK;
 }
 

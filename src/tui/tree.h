@@ -25,8 +25,8 @@ typedef struct sw_tui_tree {
     size_t *weights;       /* owned [mt.n]: values in "weight" parameters, aggregated */
     int *visible;          /* owned [mt.n]: entry indices shown */
     int n_visible;
-    int cursor;            /* entry index under the cursor (-1 for an empty model) */
-    int top;               /* first visible row on screen */
+    int cursor;                   /* entry index under the cursor (-1 for an empty model) */
+    int top;                      /* first visible row on screen */
     char query[SW_TUI_QUERY_MAX]; /* the last search, "" for none */
 } sw_tui_tree;
 

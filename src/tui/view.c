@@ -16,7 +16,9 @@ static const glyphs utf8_glyphs = {0x2502, 0x2500, 0x250C, 0x2510, 0x2514, 0x251
                                    0x25BE, 0x25B8, 0x2588, 0x2591, 0x25CF, 0x00B7};
 static const glyphs ascii_glyphs = {'|', '-', '+', '+', '+', '+', '-', '+', '#', '.', '*', '.'};
 
-static const glyphs *g_of(const sw_tui_state *st) { return st->utf8 ? &utf8_glyphs : &ascii_glyphs; }
+static const glyphs *g_of(const sw_tui_state *st) {
+    return st->utf8 ? &utf8_glyphs : &ascii_glyphs;
+}
 
 /* ---- layout ------------------------------------------------------------------------------- */
 
@@ -77,7 +79,8 @@ static void box(sw_tui_canvas *c, sw_tui_rect r, const glyphs *g, const char *ti
     sw_tui_canvas_put(c, r.x + r.w - 1, r.y, g->tr, SW_STYLE_BOX);
     sw_tui_canvas_put(c, r.x, r.y + r.h - 1, g->bl, SW_STYLE_BOX);
     sw_tui_canvas_put(c, r.x + r.w - 1, r.y + r.h - 1, g->br, SW_STYLE_BOX);
-    if (title && *title) sw_tui_canvas_printf(c, r.x + 2, r.y, r.w - 4, SW_STYLE_TITLE_FOCUS, " %s ", title);
+    if (title && *title)
+        sw_tui_canvas_printf(c, r.x + 2, r.y, r.w - 4, SW_STYLE_TITLE_FOCUS, " %s ", title);
 }
 
 static sw_tui_rect centered(const sw_tui_canvas *c, int w, int h) {
@@ -162,21 +165,27 @@ static void draw_status(sw_tui_state *st, sw_tui_canvas *c, sw_tui_rect r) {
         return;
     }
     if (st->mode == SW_TUI_MODE_FORM) {
-        static const hint h[] = {{"Tab", " next field"}, {"Enter", " apply"}, {"Esc", " cancel"},
+        static const hint h[] = {{"Tab", " next field"},
+                                 {"Enter", " apply"},
+                                 {"Esc", " cancel"},
                                  {"Ctrl-U", " clear field"}};
         draw_hints(c, r, h, 4);
         return;
     }
     if (st->work != SW_TUI_WORK_IDLE) {
         hint h[] = {{"p", st->work == SW_TUI_WORK_PAUSED ? " resume" : " pause"},
-                    {"s", " stop"},      {"?", " help"},   {"/", " search"},
-                    {"e", " export"},    {"Tab", " log"},  {"q", " quit"}};
+                    {"s", " stop"},
+                    {"?", " help"},
+                    {"/", " search"},
+                    {"e", " export"},
+                    {"Tab", " log"},
+                    {"q", " quit"}};
         draw_hints(c, r, h, 7);
         return;
     }
-    static const hint h[] = {{"?", " help"},   {"t", " train"},  {"a", " attach"},
+    static const hint h[] = {{"?", " help"},     {"t", " train"},    {"a", " attach"},
                              {"c", " compress"}, {"o", " open log"}, {"e", " export"},
-                             {"/", " search"}, {"Tab", " log"},  {"q", " quit"}};
+                             {"/", " search"},   {"Tab", " log"},    {"q", " quit"}};
     draw_hints(c, r, h, 9);
 }
 
@@ -218,13 +227,14 @@ static void draw_tree(sw_tui_state *st, sw_tui_canvas *c, sw_tui_rect r) {
         const sw_module_entry *e = &t->mt.entries[entry];
         int y = r.y + 1 + i;
         bool is_cursor = entry == t->cursor;
-        sw_tui_style base = is_cursor ? (focus ? SW_STYLE_CURSOR : SW_STYLE_CURSOR_DIM)
+        sw_tui_style base = is_cursor          ? (focus ? SW_STYLE_CURSOR : SW_STYLE_CURSOR_DIM)
                             : t->marked[entry] ? SW_STYLE_MARKED
                                                : SW_STYLE_NORMAL;
         sw_tui_canvas_fill(c, (sw_tui_rect){r.x, y, r.w, 1}, ' ', base);
         if (t->marked[entry]) sw_tui_canvas_put(c, r.x, y, g->mark, base);
         int x = r.x + 1 + 2 * e->depth;
-        if (e->n_children > 0) sw_tui_canvas_put(c, x, y, t->expanded[entry] ? g->open : g->closed, base);
+        if (e->n_children > 0)
+            sw_tui_canvas_put(c, x, y, t->expanded[entry] ? g->open : g->closed, base);
         x += 2;
         int name_w = name_end - x;
         int n = sw_tui_canvas_text(c, x, y, name_w, e->label, base);
@@ -239,10 +249,12 @@ static void draw_tree(sw_tui_state *st, sw_tui_canvas *c, sw_tui_rect r) {
         text_right(c, x_params + w_params, y, w_params,
                    e->param_count ? sw_tui_human((double)e->param_count, buf, sizeof buf) : "-",
                    base);
-        const char *type = e->node >= 0 ? sw_layer_kind_name(st->model->nodes[e->node].layer->kind) : "";
+        const char *type =
+            e->node >= 0 ? sw_layer_kind_name(st->model->nodes[e->node].layer->kind) : "";
         text_right(c, x_type + w_type, y, w_type, type, is_cursor ? base : SW_STYLE_DIM);
         if (wide) {
-            text_right(c, x_flops + w_flops, y, w_flops, sw_tui_human(e->flops, buf, sizeof buf), base);
+            text_right(c, x_flops + w_flops, y, w_flops, sw_tui_human(e->flops, buf, sizeof buf),
+                       base);
             if (e->node >= 0)
                 text_right(c, x_shape + w_shape, y, w_shape,
                            sw_shape_format(&st->model->nodes[e->node].out_shape, buf, sizeof buf),
@@ -278,12 +290,13 @@ static void draw_inspector(sw_tui_state *st, sw_tui_canvas *c, sw_tui_rect r) {
     char title[160];
     const char *what = in->title[0] ? in->title : "(empty model)";
     /* The module's name matters more than the pane's. */
-    snprintf(title, sizeof title, sw_tui_utf8_width(what) + 12 <= r.w ? "Inspector: %s" : "%s", what);
+    snprintf(title, sizeof title, sw_tui_utf8_width(what) + 12 <= r.w ? "Inspector: %s" : "%s",
+             what);
     title_line(c, r, false, title);
     int label_w = 9, shown = in->n < r.h - 1 ? in->n : r.h - 2;
     if (in->n > shown)
-        sw_tui_canvas_printf(c, r.x + 1, r.y + r.h - 1, r.w - 1, SW_STYLE_DIM,
-                             "+%d more rows (a taller window shows them)", in->n - shown);
+        sw_tui_canvas_printf(c, r.x + 1, r.y + r.h - 1, r.w - 1, SW_STYLE_DIM, "+%d more rows",
+                             in->n - shown);
     for (int i = 0; i < shown; i++) {
         const sw_tui_inspect_row *row = &in->rows[i];
         int y = r.y + 1 + i;
@@ -360,7 +373,10 @@ static void draw_chart(sw_tui_state *st, sw_tui_canvas *c, sw_tui_rect r, int in
 static void draw_metrics(sw_tui_state *st, sw_tui_canvas *c, sw_tui_rect r) {
     const sw_tui_history *h = &st->history;
     char title[128];
-    if (h->status == SW_TUI_RUN_NONE)
+    if (st->replay[0])
+        snprintf(title, sizeof title, "Metrics: %s (replay, %ld run%s)", st->replay, h->runs,
+                 h->runs == 1 ? "" : "s");
+    else if (h->status == SW_TUI_RUN_NONE)
         snprintf(title, sizeof title, "Metrics");
     else
         snprintf(title, sizeof title, "Metrics: %s, run %ld", h->phase, h->runs);
@@ -369,11 +385,12 @@ static void draw_metrics(sw_tui_state *st, sw_tui_canvas *c, sw_tui_rect r) {
     draw_progress(st, c, r.x + 1, r.y + 1, r.w - 2);
     char a[32], b[32], d[32], e[32];
     if (r.h >= 4)
-        sw_tui_canvas_printf(c, r.x + 1, r.y + 2, r.w - 2, SW_STYLE_NORMAL,
-                             "loss %s  acc %s  lr %s  %s img/s", fmt_value(h->loss, a, sizeof a),
-                             isfinite(h->accuracy) ? (snprintf(b, sizeof b, "%.2f%%", 100 * h->accuracy), b) : "-",
-                             fmt_value(h->lr, d, sizeof d),
-                             isfinite(h->images_per_sec) ? sw_tui_human(h->images_per_sec, e, sizeof e) : "-");
+        sw_tui_canvas_printf(
+            c, r.x + 1, r.y + 2, r.w - 2, SW_STYLE_NORMAL, "loss %s  acc %s  lr %s  %s img/s",
+            fmt_value(h->loss, a, sizeof a),
+            isfinite(h->accuracy) ? (snprintf(b, sizeof b, "%.2f%%", 100 * h->accuracy), b) : "-",
+            fmt_value(h->lr, d, sizeof d),
+            isfinite(h->images_per_sec) ? sw_tui_human(h->images_per_sec, e, sizeof e) : "-");
     /* The chart grid below. */
     sw_tui_rect g = {r.x + 1, r.y + 3, r.w - 2, r.h - 3};
     if (g.h < 3) return;
@@ -476,15 +493,19 @@ static void draw_form(sw_tui_state *st, sw_tui_canvas *c) {
     for (int i = 0; i < f->n_fields && y < r.y + r.h - 3; i++) {
         const sw_tui_field *fd = &f->fields[i];
         bool focus = i == f->focus;
-        text_right(c, r.x + 2 + label_w, y, label_w, fd->label, focus ? SW_STYLE_KEY : SW_STYLE_BOX);
+        text_right(c, r.x + 2 + label_w, y, label_w, fd->label,
+                   focus ? SW_STYLE_KEY : SW_STYLE_BOX);
         sw_tui_style fs = focus ? SW_STYLE_FIELD_FOCUS : SW_STYLE_FIELD;
         sw_tui_canvas_fill(c, (sw_tui_rect){field_x, y, field_w, 1}, ' ', fs);
         int len = (int)strlen(fd->text), skip = 0;
-        if (focus && fd->cursor >= field_w) skip = fd->cursor - field_w + 1; /* keep the caret in view */
+        if (focus && fd->cursor >= field_w)
+            skip = fd->cursor - field_w + 1; /* keep the caret in view */
         sw_tui_canvas_text(c, field_x, y, field_w, fd->text + (skip < len ? skip : len), fs);
         if (fd->type == SW_FIELD_CHOICE)
             text_right(c, field_x + field_w, y, 12, "<Left Right>", SW_STYLE_DIM);
-        if (focus) sw_tui_canvas_restyle(c, (sw_tui_rect){field_x + fd->cursor - skip, y, 1, 1}, SW_STYLE_CURSOR);
+        if (focus)
+            sw_tui_canvas_restyle(c, (sw_tui_rect){field_x + fd->cursor - skip, y, 1, 1},
+                                  SW_STYLE_CURSOR);
         y++;
         if (fd->error[0]) {
             sw_tui_canvas_printf(c, field_x, y, field_w, SW_STYLE_ERROR, "^ %s", fd->error);
@@ -543,8 +564,8 @@ static void draw_pick(sw_tui_state *st, sw_tui_canvas *c) {
 static void draw_confirm(sw_tui_state *st, sw_tui_canvas *c) {
     sw_tui_rect r = centered(c, 50, 5);
     box(c, r, g_of(st), "Quit?");
-    sw_tui_canvas_text(c, r.x + 2, r.y + 2, r.w - 4,
-                       "Work is running: stop it and quit? (y/n)", SW_STYLE_BOX);
+    sw_tui_canvas_text(c, r.x + 2, r.y + 2, r.w - 4, "Work is running: stop it and quit? (y/n)",
+                       SW_STYLE_BOX);
 }
 
 static void draw_too_small(sw_tui_canvas *c) {

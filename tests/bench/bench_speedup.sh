@@ -6,6 +6,8 @@
 #
 # Usage: tests/bench/bench_speedup.sh [THREADS] [REPEATS]
 #   SW_BIN=/path/to/shrinkwrap skips the bootstrap and release build (use a release build).
+#   On a machine shared with other work, OMP_WAIT_POLICY=passive keeps the OpenMP threads of
+#   both engines from spinning against each other (the header line records it).
 # Masks: every Conv2d/Linear but the classifier loses the given fraction of its output channels
 # (fixed seed); in fmnist_resnet the convs whose outputs meet at an Add share one mask, as a
 # dependency-aware pruner gives them, so the sparsity is real.
@@ -81,7 +83,10 @@ torch_latency() {
     --latency-batches 1,256 --repeats "$repeats"
 }
 
-printf '%s\n' "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, threads=$threads, median of $repeats"
+printf '%s\n' "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, threads=$threads, median of $repeats," \
+  "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-default}, load average $(cut -d' ' -f1 /proc/loadavg)" |
+  paste -sd ' '
+
 printf '%s' "| model | sparsity | batch | FLOP ratio | dense ms | sped-up ms | time ratio | "
 printf '%s\n' "time ratio / FLOP ratio | PyTorch dense ms | PyTorch sped-up ms | sped-up sw/torch |"
 printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
@@ -91,15 +96,15 @@ for m in fmnist_cnn fmnist_resnet; do
   for sp in 0.5 0.75; do
     python3 "$work/masks.py" "$m" "$sp" "$work/masks.safetensors"
     "$bin" speedup "$m" "$work/masks.safetensors" --out "$work/small.safetensors" \
-      --threads "$threads" >"$work/speedup.txt"
-    flop_ratio=$(grep -E '^FLOPs' "$work/speedup.txt" | grep -oE '[0-9.]+x fewer' |
-      grep -oE '[0-9.]+')
+      --threads "$threads" >/dev/null
     small=$(sw_latency "$work/small.safetensors")
     tsmall=$(torch_latency --model-file "$work/small.safetensors")
-    python3 - "$m" "$sp" "$flop_ratio" "$dense" "$small" "$tdense" "$tsmall" <<'PY'
+    python3 - "$m" "$sp" "$dense" "$small" "$tdense" "$tsmall" <<'PY'
 import json, sys
-m, sp, fr = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-dense, small, tdense, tsmall = (json.loads(a)["latency_ms"] for a in sys.argv[4:8])
+m, sp = sys.argv[1], float(sys.argv[2])
+runs = [json.loads(a) for a in sys.argv[3:7]]
+fr = runs[0]["flops"] / runs[1]["flops"]  # per-image FLOPs, dense / sped-up
+dense, small, tdense, tsmall = (r["latency_ms"] for r in runs)
 for b in ("1", "256"):
     tr = dense[b] / small[b]
     cells = [m, "{:.0f}%".format(100 * sp), b, "{:.2f}x".format(fr), "{:.3f}".format(dense[b]),

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Lua recipes through the real binary: every recipe in recipes/ runs as written with
-# `shrinkwrap run --fast` and prints and writes what it promises; sw.args reach the recipe;
+# `shrinkwrap run --fast` and prints and writes what it promises (the compression recipes'
+# masks, calibration and models are read back by the CLI); a config list mistake names the
+# entry and the recipe line; sw.args reach the recipe;
 # a Lua error shows file:line and a traceback and exits non-zero; --safe blocks process
 # spawning and writes outside the working directory; Ctrl-C stops a busy Lua loop and a
 # training run with exit 130 and no output file.
@@ -42,7 +44,11 @@ for recipe in "$root"/recipes/*.lua; do
   grep -q 'sw.args.fast' "$recipe" && pass || fail "recipe $name honours --fast"
   ls "$dir" | grep -q '\.tmp\.' && fail "recipe $name left a temporary file" || pass
 done
-[ "$n_recipes" -ge 3 ] && pass || fail "recipes/ holds at least three recipes (found $n_recipes)"
+[ "$n_recipes" -ge 10 ] && pass || fail "recipes/ holds at least ten recipes (found $n_recipes)"
+for name in custom_model train_and_compare inspect_model sensitivity agp_schedule movement \
+  prune_then_distill prune_with_distill fuse_chain qat_prune_distill; do
+  [ -f "$root/recipes/$name.lua" ] && pass || fail "recipes/$name.lua exists"
+done
 
 # What each recipe promises.
 out="$work/custom_model.out"
@@ -70,6 +76,104 @@ out="$work/inspect_model.out"
 expect_grep "inspect_model lists weights" "^conv2\.weight +\[64, 32, 3, 3\]" "$out"
 expect_grep "inspect_model prunes by hand" "mask keeps 9216 of 18432 weights" "$out"
 expect_grep "inspect_model names weak channels" "weakest output channels of conv2" "$out"
+
+# The compression recipes. Their numbers depend on whether pretrained weights exist, so the
+# checks are about what is printed and written, not about accuracy.
+out="$work/sensitivity.out"
+for layer in "conv1 +Conv2d +320" "conv2 +Conv2d +18\.5k" "fc1 +Linear +803k"; do
+  expect_grep "sensitivity has a row for $layer" "^$layer +[0-9.]+% +[0-9.]+%$" "$out"
+done
+expect_grep "sensitivity names the ratios" "^layer +type +params +50% +90%$" "$out"
+expect_grep "sensitivity gives its verdict" \
+  "^at 90%: most tolerant [a-z0-9]+ \([0-9.]+%\), most sensitive [a-z0-9]+" "$out"
+
+out="$work/agp_schedule.out"
+for k in 1 2 3; do
+  expect_grep "agp_schedule reports interval $k" \
+    "^ +$k +$((2 * k)) +[0-9.]+% +[0-9.]+% +[0-9.]+$" "$out"
+done
+expect_grep "agp_schedule follows the cubic curve" "^ +1 +2 +56\.3% +5[0-9]\.[0-9]%" "$out"
+expect_grep "agp_schedule reaches the goal" "^ +3 +6 +80\.0% +(79\.[5-9]|80\.0)%" "$out"
+expect_grep "agp_schedule prints the masks" "^fc1 +weight +\[256, 3136\]" "$out"
+expect_grep "agp_schedule reports accuracy" \
+  "test accuracy [0-9.]+% before, [0-9.]+% after pruning to 80% with AGP \(6 steps\)" "$out"
+dir="$work/r_agp_schedule"
+[ -s "$dir/agp_masks.safetensors" ] && [ -s "$dir/agp_pruned.safetensors" ] && pass ||
+  fail "agp_schedule writes its masks and its pruned model"
+# The files are the CLI's formats: speedup reads the masks written from Lua.
+expect_ok "speedup accepts the masks written by a recipe" \
+  "$bin" speedup "$dir/agp_pruned.safetensors" "$dir/agp_masks.safetensors" --threads 2
+expect_grep "speedup of the recipe's model shrinks conv2" "^conv2 .*64 -> 1[0-9]" "$work/out"
+
+out="$work/movement.out"
+expect_grep "movement follows the sparsity" "^ +4 +69\.[0-9]% +[0-9.]+$" "$out"
+expect_grep "movement shows fc1's scores" "^fc1: [0-9]+ scores, from .* blocks kept$" "$out"
+expect_grep "movement compares with magnitude" \
+  "^conv2: movement and magnitude agree on [0-9.]+% of the weights they keep$" "$out"
+[ -s "$work/r_movement/movement_masks.safetensors" ] && pass ||
+  fail "movement writes movement_masks.safetensors"
+
+out="$work/prune_then_distill.out"
+expect_grep "prune_then_distill reports the dense model" \
+  "^dense \(the teacher\) +825k +9\.48M +[0-9.]+%$" "$out"
+expect_grep "prune_then_distill reports the sped-up model" \
+  "^sped up +207k +2\.53M +[0-9.]+%$" "$out"
+expect_grep "prune_then_distill reports the distilled model" \
+  "^sped up \+ distilled, 4 steps +207k +2\.53M +[0-9.]+%$" "$out"
+expect_grep "prune_then_distill's speedup passes its self-check" \
+  "self-check max \|diff\| .*: ok" "$out"
+expect_grep "prune_then_distill halves fc1" "^  fc1 +256 -> 128 channels$" "$out"
+expect_ok "prune_then_distill's model is a model file" \
+  "$bin" info "$work/r_prune_then_distill/prune_then_distill.safetensors"
+
+out="$work/prune_with_distill.out"
+expect_grep "prune_with_distill fuses the distiller on the pruner" \
+  "^chain, newest first: DynamicLayerwiseDistiller <- L1NormPruner; teacher_predict ran 4 times" \
+  "$out"
+expect_grep "prune_with_distill reports the sped-up model" \
+  "^sped up +207k +2\.53M +[0-9.]+%$" "$out"
+expect_grep "prune_with_distill reports both loss terms" \
+  "last step's loss terms: task [0-9.]+ \(x 0\.5\), distill [0-9.]+" "$out"
+[ -s "$work/r_prune_with_distill/prune_with_distill.safetensors" ] && pass ||
+  fail "prune_with_distill writes its model"
+
+out="$work/fuse_chain.out"
+expect_grep "fuse_chain builds six compressors" "chain of 6, newest first: \
+Adaptive1dLayerwiseDistiller <- DynamicLayerwiseDistiller <- L2NormPruner <- AGPPruner <- \
+TaylorPruner <- L1NormPruner$" "$out"
+expect_grep "fuse_chain gets every pruner's masks" "^total +410944/821888 +50\.0%$" "$out"
+expect_grep "fuse_chain reports both distillers" \
+  "distillation after 3 steps: logits \(KL\) [0-9.]+, fc1 features \(MSE\) [0-9.]+" "$out"
+expect_grep "fuse_chain speeds up" "^sped up +207k +2\.53M +[0-9.]+%$" "$out"
+dir="$work/r_fuse_chain"
+[ -s "$dir/fuse_chain_masks.safetensors" ] && [ -s "$dir/fuse_chain.safetensors" ] && pass ||
+  fail "fuse_chain writes its masks and its model"
+
+out="$work/qat_prune_distill.out"
+expect_grep "qat_prune_distill shows a calibration" \
+  "^calibration of conv1\.weight: int8 affine, scale [0-9.e-]+, zero point -?[0-9]+" "$out"
+expect_grep "qat_prune_distill re-simulates int8 on the small model" \
+  "^sped up, int8 simulated +207k +2\.53M +[0-9.]+%$" "$out"
+expect_grep "qat_prune_distill lists its files" \
+  "wrote qpd_masks\.safetensors \(6 masks\), qpd_calibration\.json \(8 targets\)" "$out"
+dir="$work/r_qat_prune_distill"
+expect_grep "the calibration file is NNI's calibration JSON" '"quant_dtype":[[:space:]]*"int8"' \
+  "$dir/qpd_calibration.json"
+python3 -c "import json, sys; assert json.load(open(sys.argv[1]))['conv1']['weight']['scale']" \
+  "$dir/qpd_calibration.json" 2>/dev/null && pass || fail "qpd_calibration.json parses as JSON"
+expect_ok "qat_prune_distill's sped-up model is a model file" \
+  "$bin" info "$dir/qpd_model.safetensors"
+[ -s "$dir/qpd_masks.safetensors" ] && pass || fail "qat_prune_distill writes its masks"
+
+# A config list mistake in a recipe: the C side's message, Lua's entry number, the line.
+printf '%s\n' 'local sw = require "shrinkwrap"' \
+  'local pruner = sw.L1NormPruner(sw.models.fmnist_cnn{}, {' \
+  '  { op_names = { "conv1" }, sparse_ratio = 0.5 },' \
+  '  { op_names = { "conv2" }, sparse_ratio = 1.5 },' \
+  '})' >"$work/bad_config.lua"
+expect_fail "a bad config list fails the recipe with the entry and the line" \
+  "bad_config\.lua:2: L1NormPruner: config_list\[2\]\.sparse_ratio: 1\.5 is not in \[0, 1\)" \
+  "$bin" run "$work/bad_config.lua"
 
 # ---- arguments --------------------------------------------------------------------------------
 cat >"$work/args.lua" <<'EOF'

@@ -13,8 +13,20 @@ if ! command -v tmux >/dev/null; then
   echo "FAIL: tmux is needed for the terminal tests (apt-get install tmux)" >&2
   exit 1
 fi
-sock="swtui-$$-$RANDOM"
-trap 'tmux -L "$sock" kill-server 2>/dev/null; rm -rf "$work"' EXIT
+# One tmux server (socket) per session: a server still shutting down cannot be reached by the
+# next session's client.
+base="swtui-$$-$RANDOM"
+sessions=0
+sock="$base-0"
+cleanup() {
+  local dir="${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)"
+  for ((i = 0; i <= sessions; i++)); do
+    tmux -L "$base-$i" kill-server 2>/dev/null
+    rm -f "$dir/$base-$i"
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 T() { tmux -L "$sock" "$@"; }
 
 # start W H ENV... -- ARGS... : runs `shrinkwrap tui ARGS` in a fresh session; when it exits,
@@ -25,6 +37,8 @@ start() {
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done
   shift
   T kill-server 2>/dev/null
+  sessions=$((sessions + 1))
+  sock="$base-$sessions"
   rm -f "$work/rc" "$work/stty"
   local q=""
   for a in "$@"; do q+=" $(printf '%q' "$a")"; done
@@ -73,6 +87,12 @@ step_on_screen() { screen; grep -oE '[0-9]+/[0-9]+ ep' "$work/screen" | head -1 
 
 utf8=(LANG=C.UTF-8 LC_ALL=C.UTF-8)
 
+# --- outside a terminal: help, and clear errors -----------------------------------------------
+expect_ok "tui --help" "$bin" tui --help
+expect_grep "tui --help shows the usage" "usage: shrinkwrap tui \[MODEL\]" "$work/out"
+expect_fail "tui needs a terminal" "needs a terminal" "$bin" tui fmnist_mlp </dev/null
+expect_fail "--log names a missing file" "--log .*no such readable file" "$bin" tui --log "$work/none"
+
 # --- browsing at 80x24: navigate, expand, search, help, tiny and large sizes ---------------------
 section "browsing"
 start 80 24 "${utf8[@]}" -- fmnist_resnet
@@ -110,9 +130,10 @@ start 80 24 "${utf8[@]}" -- fmnist_cnn --subset 256 --test-subset 64
 wait_screen "cnn opens" 'Inspector: conv1 \(Conv2d\)'
 keys t
 wait_screen "t opens the training form" 'Train'
-keys C-u 3 Down Down Down C-u 1 6 Enter
-wait_screen "training starts" 'train: 48 steps, 3 epochs' 120
-wait_screen "progress shows steps" '[1-9][0-9]*/48 ep [1-3]/3 ETA' 120
+# 20 epochs of 16 steps: long enough that pausing and stopping happen mid-run on any machine.
+keys C-u 2 0 Down Down Down C-u 1 6 Enter
+wait_screen "training starts" 'train: 320 steps, 20 epochs' 120
+wait_screen "progress shows steps" '[1-9][0-9]*/320 ep [0-9]+/20 ETA' 120
 first=$(step_on_screen); screen; cp "$work/screen" "$work/first"
 n=0; second=$first
 while [ "$second" -le "$first" ] && [ $n -lt 2400 ]; do sleep 0.05; second=$(step_on_screen); n=$((n + 1)); done
@@ -125,7 +146,7 @@ keys p
 wait_screen "p resumes" 'running [0-9]+%'
 keys s
 wait_screen "s stops at a step boundary" 'training stopped at a step boundary' 120
-wait_screen "the stopped run shows as stopped" '[0-9]+/48 stopped in'
+wait_screen "the stopped run shows as stopped" '[0-9]+/320 stopped in'
 section "export"
 keys e
 wait_screen "e opens the export form" 'model file fmnist_cnn\.trained\.safetensors'
@@ -157,8 +178,8 @@ grep -aq '"conv1.weight"' "$work/fmnist_cnn.masks.safetensors" && pass || fail "
 
 section "quit and signal while training"
 keys t Enter
-wait_screen "a second run trains (with the pruner attached)" 'train: 48 steps' 60
-wait_screen "it makes progress" '[1-9][0-9]*/48 ep' 120
+wait_screen "a second run trains (with the pruner attached)" 'train: 320 steps' 60
+wait_screen "it makes progress" '[1-9][0-9]*/320 ep' 120
 keys q
 wait_screen "q asks while work runs" 'stop it and quit\? \(y/n\)'
 keys n

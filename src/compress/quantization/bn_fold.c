@@ -33,12 +33,12 @@
 typedef struct fold_pair {
     sw_model *model; /* borrowed */
     int first, bn, relu;
-    int channels;     /* output channels of `first` */
-    float *factor;    /* [C] g / sqrt(var + eps), this forward */
-    float *sigma;     /* [C] sqrt(var + eps), this forward */
-    float *mean;      /* [C] the running mean used */
-    float *snap;      /* [2C] BN running mean and var as the fold left them */
-    float *stash[2];  /* kept gradients of the absorbed nodes (bn, relu order) */
+    int channels;    /* output channels of `first` */
+    float *factor;   /* [C] g / sqrt(var + eps), this forward */
+    float *sigma;    /* [C] sqrt(var + eps), this forward */
+    float *mean;     /* [C] the running mean used */
+    float *snap;     /* [2C] BN running mean and var as the fold left them */
+    float *stash[2]; /* kept gradients of the absorbed nodes (bn, relu order) */
     size_t stash_cap[2];
 } fold_pair;
 
@@ -57,6 +57,7 @@ static void fold_tf_free(sw_transform *tf) {
     free(tf->state);
 }
 
+/* Parameters and buffers by name (BatchNorm: weight, bias, running_mean, running_var). */
 static sw_param *param_of(sw_model *m, int node, const char *name) {
     sw_layer *l = m->nodes[node].layer;
     int k = sw_layer_param_index(l, name);
@@ -115,6 +116,8 @@ static sw_status update_running_stats(fold_pair *p, const sw_transform_call *cal
 }
 
 /* The per-channel factor, sigma and mean from the BN's current parameters and statistics. */
+/* Recomputed at every forward of the conv: the BN's gamma trains and, in training, its
+ * statistics have just moved. The values are kept for the backward of the same step. */
 static void refresh_factors(fold_pair *p) {
     sw_model *m = p->model;
     float eps = m->nodes[p->bn].layer->hp.eps;
@@ -128,8 +131,9 @@ static void refresh_factors(fold_pair *p) {
     }
 }
 
-static sw_status fold_w_forward(sw_transform *tf, const sw_transform_call *call,
-                                const sw_tensor *x, sw_tensor *y) {
+/* W' = W * f per output channel (rows of [O, ...]). */
+static sw_status fold_w_forward(sw_transform *tf, const sw_transform_call *call, const sw_tensor *x,
+                                sw_tensor *y) {
     fold_pair *p = ((fold_tf *)tf->state)->p;
     if (call->training) SW_TRY(update_running_stats(p, call));
     refresh_factors(p);
@@ -142,6 +146,7 @@ static sw_status fold_w_forward(sw_transform *tf, const sw_transform_call *call,
     return SW_OK;
 }
 
+/* dW = dW' * f; dgamma += sum(dW' * W) / sigma (f = gamma / sigma, sigma a buffer). */
 static sw_status fold_w_backward(sw_transform *tf, const sw_transform_call *call,
                                  const sw_tensor *x, sw_tensor *g) {
     (void)call;
@@ -168,8 +173,9 @@ static const sw_transform_ops fold_w_ops = {
     .needs_input = true,
 };
 
-static sw_status fold_b_forward(sw_transform *tf, const sw_transform_call *call,
-                                const sw_tensor *x, sw_tensor *y) {
+/* b' = (b - mean) * f + beta. */
+static sw_status fold_b_forward(sw_transform *tf, const sw_transform_call *call, const sw_tensor *x,
+                                sw_tensor *y) {
     (void)call;
     fold_pair *p = ((fold_tf *)tf->state)->p;
     const float *beta = param_of(p->model, p->bn, "bias")->value.data;
@@ -178,6 +184,7 @@ static sw_status fold_b_forward(sw_transform *tf, const sw_transform_call *call,
     return SW_OK;
 }
 
+/* db = db' * f; dgamma += db' (b - mean) / sigma; dbeta += db'. */
 static sw_status fold_b_backward(sw_transform *tf, const sw_transform_call *call,
                                  const sw_tensor *x, sw_tensor *g) {
     (void)call;
@@ -243,16 +250,17 @@ static const sw_transform_ops fold_out_ops = {
     .free = fold_tf_free,
 };
 
-static sw_status relu_forward(sw_transform *tf, const sw_transform_call *call,
-                              const sw_tensor *x, sw_tensor *y) {
+/* The fused ReLU, before the output's observers: NNI applies it inside the wrapper. */
+static sw_status relu_forward(sw_transform *tf, const sw_transform_call *call, const sw_tensor *x,
+                              sw_tensor *y) {
     (void)tf;
     (void)call;
     for (size_t i = 0; i < x->numel; i++) y->data[i] = x->data[i] > 0.0f ? x->data[i] : 0.0f;
     return SW_OK;
 }
 
-static sw_status relu_backward(sw_transform *tf, const sw_transform_call *call,
-                               const sw_tensor *x, sw_tensor *g) {
+static sw_status relu_backward(sw_transform *tf, const sw_transform_call *call, const sw_tensor *x,
+                               sw_tensor *g) {
     (void)tf;
     (void)call;
     for (size_t i = 0; i < g->numel; i++)
@@ -270,10 +278,12 @@ static const sw_transform_ops relu_ops = {
 
 /* ---- absorbed modules as identities ------------------------------------------------- */
 
+/* Slot 0 is the BatchNorm of the group, slot 1 its ReLU. */
 static int absorbed_node(const fold_tf *s) {
     return s->slot == 0 ? s->p->bn : s->p->relu;
 }
 
+/* Runs in before_forward of the absorbed node, before its layer. */
 static sw_status ident_in_forward(sw_transform *tf, const sw_transform_call *call,
                                   const sw_tensor *x, sw_tensor *y) {
     (void)call;
@@ -309,6 +319,7 @@ static const sw_transform_ops ident_in_ops = {
     .free = fold_tf_free,
 };
 
+/* Runs in after_forward, after the layer: its result is replaced by its input. */
 static sw_status ident_out_forward(sw_transform *tf, const sw_transform_call *call,
                                    const sw_tensor *x, sw_tensor *y) {
     (void)x;
@@ -375,8 +386,8 @@ int sw_bn_fold_count(const sw_bn_fold *f) {
 
 sw_bn_fold_info sw_bn_fold_get(const sw_bn_fold *f, int i) {
     SW_ASSERT(f && i >= 0 && i < f->n);
-    return (sw_bn_fold_info){.first = f->pairs[i].first, .bn = f->pairs[i].bn,
-                             .relu = f->pairs[i].relu};
+    return (sw_bn_fold_info){
+        .first = f->pairs[i].first, .bn = f->pairs[i].bn, .relu = f->pairs[i].relu};
 }
 
 static bool is_bn(sw_layer_kind k) {
@@ -441,6 +452,7 @@ static void tuple_text(const sw_model *m, const sw_quant_fuse *f, char *buf, siz
     if (used < size) snprintf(buf + used, size - used, ")");
 }
 
+/* Pattern, connectivity, the targets the fusion needs, and absorbed modules left alone. */
 static sw_status check_tuple(sw_quantizer *q, const sw_quant_fuse *f, int *bn, int *relu) {
     const sw_model *m = q->base.model;
     char text[200];
@@ -494,6 +506,7 @@ static sw_status attach(sw_quantizer *q, fold_pair *p, int slot, int node, const
     return sw_wrapper_set_attach(q->base.ws, node, target, ops, stage, q, s, NULL);
 }
 
+/* The transforms of one group (see the header comment for what each does). */
 static sw_status setup_pair(sw_quantizer *q, fold_pair *p) {
     sw_model *m = q->base.model;
     sw_layer *l = m->nodes[p->first].layer;
@@ -565,7 +578,8 @@ void sw_bn_fold_eval(const sw_model *model, int first, int bn, float *w_out, flo
     size_t per = w->numel / (size_t)channels;
     for (int c = 0; c < channels; c++) {
         float sigma = sqrtf(rv[c] + eps), f = gamma[c] / sigma;
-        for (size_t k = 0; k < per; k++) w_out[(size_t)c * per + k] = w->data[(size_t)c * per + k] * f;
+        for (size_t k = 0; k < per; k++)
+            w_out[(size_t)c * per + k] = w->data[(size_t)c * per + k] * f;
         float b = has_bias ? bias->value.data[c] : 0.0f;
         b_out[c] = (b - rm[c]) * f + beta[c];
     }

@@ -36,12 +36,14 @@ static sw_status bnn_after_step(sw_quantizer *q, sw_train_state *st) {
     return SW_OK;
 }
 
+/* Every target is binarised from the first forward. */
 static sw_quant_method bnn_initial(const sw_quantizer *q, const sw_quant_target *t) {
     (void)q;
     (void)t;
     return SW_QUANT_BNN;
 }
 
+/* NNI refuses granularities and warns about a dtype, which sign() ignores. */
 static sw_status bnn_check(sw_quantizer *q, const sw_quant_target *t) {
     if (t->has_scaling)
         return SW_FAIL(SW_ERR_CONFIG,
@@ -79,6 +81,6 @@ sw_status sw_quantizer_bnn_new(sw_wrapper_set *ws, const cJSON *config_list, sw_
 
 sw_status sw_quantizer_bnn_from_compressor(sw_compressor *previous, const cJSON *config_list,
                                            sw_evaluator *ev, sw_compressor **out) {
-    return sw_quantizer_build(calloc(1, sizeof(sw_quantizer)), &bnn_ops, &bnn_qops, NULL,
-                              previous, config_list, ev, out);
+    return sw_quantizer_build(calloc(1, sizeof(sw_quantizer)), &bnn_ops, &bnn_qops, NULL, previous,
+                              config_list, ev, out);
 }

@@ -9,6 +9,8 @@
 #include "quantizer.h"
 
 /* A list of n floats; NULL (JSON null) when values is NULL. */
+/* JSON numbers are doubles: a float converts exactly and cJSON prints enough digits to read
+ * the same double back, so floats round-trip bit for bit. */
 static cJSON *float_list(const float *values, size_t n) {
     if (!values) return cJSON_CreateNull();
     cJSON *a = cJSON_CreateArray();
@@ -23,6 +25,7 @@ static cJSON *float_list(const float *values, size_t n) {
     return a;
 }
 
+/* Adds item under key; false when the item could not be built (out of memory). */
 static bool add(cJSON *obj, const char *key, cJSON *item) {
     if (!item) return false;
     cJSON_AddItemToObject(obj, key, item);
@@ -50,10 +53,10 @@ static cJSON *target_json(const sw_quant_target *t) {
         cJSON_AddItemToArray(shape, cJSON_CreateNumber(t->grid.dims[d]));
     const sw_quant_dtype *dt = &t->setting.dtype;
     bool ok = add(o, "quant_dtype", cJSON_CreateString(dt->name)) &&
-              add(o, "quant_scheme", t->setting.scheme == SW_QUANT_SCHEME_NONE
-                                         ? cJSON_CreateNull()
-                                         : cJSON_CreateString(sw_quant_scheme_name(
-                                               t->setting.scheme))) &&
+              add(o, "quant_scheme",
+                  t->setting.scheme == SW_QUANT_SCHEME_NONE
+                      ? cJSON_CreateNull()
+                      : cJSON_CreateString(sw_quant_scheme_name(t->setting.scheme))) &&
               add(o, "quant_bits", cJSON_CreateNumber(dt->bits)) && add(o, "shape", shape) &&
               add(o, "scale", float_list(t->has_scale ? t->scale : NULL, n)) &&
               add(o, "zero_point", float_list(t->has_scale ? t->zero_point : NULL, n)) &&
@@ -73,6 +76,8 @@ fail:
     return NULL;
 }
 
+/* Module objects are created on first use, in target order: a module's targets stay together
+ * because targets are resolved module by module. */
 sw_status sw_quant_calibration_get(const sw_compressor *c, cJSON **out) {
     const sw_quantizer *q = sw_quantizer_of_const(c);
     if (!q)
@@ -91,8 +96,8 @@ sw_status sw_quant_calibration_get(const sw_compressor *c, cJSON **out) {
         cJSON *tj = target_json(t);
         if (!tj) {
             cJSON_Delete(root);
-            return SW_FAIL(SW_ERR_NOMEM, "out of memory for the calibration of %s.%s",
-                           t->module, t->name);
+            return SW_FAIL(SW_ERR_NOMEM, "out of memory for the calibration of %s.%s", t->module,
+                           t->name);
         }
         cJSON_AddItemToObject(mod, t->name, tj);
     }
@@ -101,8 +106,8 @@ sw_status sw_quant_calibration_get(const sw_compressor *c, cJSON **out) {
 }
 
 /* Reads a list of n numbers (or null: *present = false) into dst. */
-static sw_status read_list(const cJSON *v, const char *what, const sw_quant_target *t,
-                           float *dst, size_t n, bool *present) {
+static sw_status read_list(const cJSON *v, const char *what, const sw_quant_target *t, float *dst,
+                           size_t n, bool *present) {
     *present = false;
     if (!v || cJSON_IsNull(v)) return SW_OK;
     if (!cJSON_IsArray(v) || (size_t)cJSON_GetArraySize(v) != n)
@@ -112,8 +117,8 @@ static sw_status read_list(const cJSON *v, const char *what, const sw_quant_targ
     const cJSON *it;
     cJSON_ArrayForEach(it, v) {
         if (!cJSON_IsNumber(it))
-            return SW_FAIL(SW_ERR_CONFIG, "calibration %s.%s.%s[%zu]: expected a number",
-                           t->module, t->name, what, i);
+            return SW_FAIL(SW_ERR_CONFIG, "calibration %s.%s.%s[%zu]: expected a number", t->module,
+                           t->name, what, i);
         dst[i++] = (float)it->valuedouble;
     }
     *present = true;
@@ -126,17 +131,17 @@ static sw_status load_target(sw_quant_target *t, const cJSON *e) {
     const cJSON *bits = cJSON_GetObjectItemCaseSensitive(e, "quant_bits");
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(e, "quant_scheme");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
-    const char *want_scheme = t->setting.scheme == SW_QUANT_SCHEME_NONE
-                                  ? NULL
-                                  : sw_quant_scheme_name(t->setting.scheme);
+    const char *want_scheme =
+        t->setting.scheme == SW_QUANT_SCHEME_NONE ? NULL : sw_quant_scheme_name(t->setting.scheme);
     if (!cJSON_IsString(dt) || strcmp(dt->valuestring, t->setting.dtype.name) != 0)
         return SW_FAIL(SW_ERR_CONFIG,
                        "calibration %s.%s: quant_dtype %s does not match the quantizer's %s",
                        t->module, t->name, cJSON_IsString(dt) ? dt->valuestring : "(missing)",
                        t->setting.dtype.name);
     if (!cJSON_IsNumber(bits) || bits->valueint != t->setting.dtype.bits)
-        return SW_FAIL(SW_ERR_CONFIG, "calibration %s.%s: quant_bits does not match the "
-                                      "quantizer's %d",
+        return SW_FAIL(SW_ERR_CONFIG,
+                       "calibration %s.%s: quant_bits does not match the "
+                       "quantizer's %d",
                        t->module, t->name, t->setting.dtype.bits);
     bool scheme_ok = want_scheme ? (cJSON_IsString(sc) && strcmp(sc->valuestring, want_scheme) == 0)
                                  : (!sc || cJSON_IsNull(sc));
@@ -161,11 +166,11 @@ static sw_status load_target(sw_quant_target *t, const cJSON *e) {
     float *tmp = malloc(4 * n * sizeof *tmp);
     if (!tmp) return SW_FAIL(SW_ERR_NOMEM, "out of memory");
     bool has_s, has_z, has_lo, has_hi;
-    sw_status st = read_list(cJSON_GetObjectItemCaseSensitive(e, "scale"), "scale", t, tmp, n,
-                             &has_s);
+    sw_status st =
+        read_list(cJSON_GetObjectItemCaseSensitive(e, "scale"), "scale", t, tmp, n, &has_s);
     if (st == SW_OK)
-        st = read_list(cJSON_GetObjectItemCaseSensitive(e, "zero_point"), "zero_point", t,
-                       tmp + n, n, &has_z);
+        st = read_list(cJSON_GetObjectItemCaseSensitive(e, "zero_point"), "zero_point", t, tmp + n,
+                       n, &has_z);
     if (st == SW_OK)
         st = read_list(cJSON_GetObjectItemCaseSensitive(e, "tracked_min"), "tracked_min", t,
                        tmp + 2 * n, n, &has_lo);
@@ -191,6 +196,8 @@ static sw_status load_target(sw_quant_target *t, const cJSON *e) {
     return st;
 }
 
+/* Every entry is checked before its values are loaded; an error leaves earlier targets loaded
+ * (they were valid) and names the one that is not. */
 sw_status sw_quant_calibration_update(sw_compressor *c, const cJSON *cfg) {
     sw_quantizer *q = sw_quantizer_of(c);
     if (!q)
@@ -207,20 +214,23 @@ sw_status sw_quant_calibration_update(sw_compressor *c, const cJSON *cfg) {
         cJSON_ArrayForEach(e, mod) {
             sw_quant_target *t = sw_quantizer_find(q, mod->string, e->string);
             if (!t) {
-                sw_warnings_add(&c->warnings,
-                                "calibration %s.%s: not a target of %s; skipped", mod->string,
-                                e->string, c->ops->name);
+                sw_warnings_add(&c->warnings, "calibration %s.%s: not a target of %s; skipped",
+                                mod->string, e->string, c->ops->name);
                 continue;
             }
             if (!cJSON_IsObject(e))
-                return SW_FAIL(SW_ERR_CONFIG, "calibration %s.%s: expected an object",
-                               mod->string, e->string);
+                return SW_FAIL(SW_ERR_CONFIG, "calibration %s.%s: expected an object", mod->string,
+                               e->string);
             SW_TRY(load_target(t, e));
+            /* Loaded values stand: LSQ, DoReFa and BNN stop re-initialising their scales
+             * (NNI would overwrite them at the next forward before the first step). */
+            q->initialised = true;
         }
     }
     return SW_OK;
 }
 
+/* Pretty-printed: the file is meant to be read and diffed by people too. */
 sw_status sw_quant_calibration_save(const sw_compressor *c, const char *path) {
     cJSON *root = NULL;
     SW_TRY(sw_quant_calibration_get(c, &root));
@@ -234,6 +244,7 @@ sw_status sw_quant_calibration_save(const sw_compressor *c, const char *path) {
     return st;
 }
 
+/* The whole file is read at once: calibrations are small (a few numbers per channel). */
 sw_status sw_quant_calibration_load(sw_compressor *c, const char *path) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return SW_FAIL(SW_ERR_IO, "cannot open calibration file %s", path);
@@ -258,8 +269,8 @@ sw_status sw_quant_calibration_load(sw_compressor *c, const char *path) {
     if (!root) {
         size_t at = end ? (size_t)(end - buf) : 0;
         free(buf);
-        return SW_FAIL(SW_ERR_FORMAT, "calibration file %s: not valid JSON at character %zu",
-                       path, at);
+        return SW_FAIL(SW_ERR_FORMAT, "calibration file %s: not valid JSON at character %zu", path,
+                       at);
     }
     free(buf);
     st = sw_quant_calibration_update(c, root);
@@ -268,6 +279,7 @@ sw_status sw_quant_calibration_load(sw_compressor *c, const char *path) {
     return st;
 }
 
+/* The export op of every quantizer: its calibration config. */
 sw_status sw_quantizer_export_file(sw_compressor *c, const char *path) {
     return sw_quant_calibration_save(c, path);
 }
@@ -289,6 +301,8 @@ sw_status sw_quant_calibrate(sw_evaluator *ev, sw_model *model, long max_steps, 
                               ev->cfg.seed ^ 0xca11b4a7e5ull));
         loader = &own;
     }
+    /* Eval mode: calibration must not move BatchNorm statistics or draw dropout masks; the
+     * observers of PTQ see every forward regardless of the mode. */
     bool was_training = model->training;
     sw_model_set_training(model, false);
     sw_status st = SW_OK;
@@ -307,6 +321,7 @@ sw_status sw_quant_calibrate(sw_evaluator *ev, sw_model *model, long max_steps, 
                 break;
             }
         }
+        /* An epoch that drew nothing would loop forever; the batch budget ends the passes. */
         if (steps == before || (max_steps >= 0 && steps >= max_steps)) break;
     }
     sw_model_set_training(model, was_training);

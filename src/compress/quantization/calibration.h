@@ -16,7 +16,9 @@
  *
  * update (NNI's update_calibration_config) reads such an object back into a quantizer whose
  * targets match: dtype, bits and scheme must agree, the shape must be the target's block shape;
- * modules or targets the quantizer does not have are skipped with a warning.
+ * modules or targets the quantizer does not have are skipped with a warning. Loaded scales
+ * stand: quantizers that initialise their scales until the first optimizer step (LSQ,
+ * DoReFa, BNN) stop doing so.
  */
 #ifndef SW_QUANT_CALIBRATION_H
 #define SW_QUANT_CALIBRATION_H

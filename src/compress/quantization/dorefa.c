@@ -27,8 +27,10 @@ typedef struct dorefa {
     sw_rng rng; /* the gradient noise */
 } dorefa;
 
-static sw_status dorefa_observe(sw_quantizer *q, sw_quant_target *t,
-                                const sw_transform_call *call, const sw_tensor *x) {
+/* Inputs: the range of this very batch, every forward (NNI's update_scale_zp); weights and
+ * outputs: the fixed [0, 1] range, until the first optimizer step. */
+static sw_status dorefa_observe(sw_quantizer *q, sw_quant_target *t, const sw_transform_call *call,
+                                const sw_tensor *x) {
     if (t->kind == SW_TARGET_INPUT) {
         float lo, hi;
         SW_TRY(sw_quantizer_block_minmax(t, x, sw_quantizer_call_arena(call), &lo, &hi));
@@ -44,6 +46,7 @@ static sw_status dorefa_observe(sw_quantizer *q, sw_quant_target *t,
     return SW_OK;
 }
 
+/* NNI's register_dorefa_apply_method: one method per target kind. */
 static sw_quant_method dorefa_initial(const sw_quantizer *q, const sw_quant_target *t) {
     (void)q;
     switch (t->kind) {
@@ -57,6 +60,7 @@ static sw_quant_method dorefa_initial(const sw_quantizer *q, const sw_quant_targ
     return SW_QUANT_CLAMP_ROUND;
 }
 
+/* NNI asserts a scheme and refuses granularities; wrong schemes for [0, 1] are warnings. */
 static sw_status dorefa_check(sw_quantizer *q, const sw_quant_target *t) {
     if (t->setting.scheme == SW_QUANT_SCHEME_NONE)
         return SW_FAIL(SW_ERR_CONFIG,
@@ -109,16 +113,16 @@ static void grad_state_free(sw_transform *tf) {
 }
 
 /* Forward: the value passes unchanged (in place). */
-static sw_status grad_forward(sw_transform *tf, const sw_transform_call *call,
-                              const sw_tensor *x, sw_tensor *y) {
+static sw_status grad_forward(sw_transform *tf, const sw_transform_call *call, const sw_tensor *x,
+                              sw_tensor *y) {
     (void)tf;
     (void)call;
     if (y->data != x->data) memcpy(y->data, x->data, x->numel * sizeof(float));
     return SW_OK;
 }
 
-static sw_status grad_backward(sw_transform *tf, const sw_transform_call *call,
-                               const sw_tensor *x, sw_tensor *g) {
+static sw_status grad_backward(sw_transform *tf, const sw_transform_call *call, const sw_tensor *x,
+                               sw_tensor *g) {
     (void)x;
     grad_state *s = tf->state;
     if (!call->training) return SW_OK;
@@ -128,8 +132,8 @@ static sw_status grad_backward(sw_transform *tf, const sw_transform_call *call,
     float scale, zp;
     sw_fq_scale_from_range(0.0f - half, 1.0f + half, t->qmin, t->qmax, SW_QUANT_SCHEME_AFFINE,
                            &scale, &zp);
-    sw_fq_scale p = {.scale = &scale, .zero_point = &zp, .stride = 0, .qmin = t->qmin,
-                     .qmax = t->qmax};
+    sw_fq_scale p = {
+        .scale = &scale, .zero_point = &zp, .stride = 0, .qmin = t->qmin, .qmax = t->qmax};
     int n_batch = g->shape.dims[0];
     size_t per = g->numel / (size_t)n_batch;
     for (int n = 0; n < n_batch; n++) {

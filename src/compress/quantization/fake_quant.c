@@ -47,17 +47,40 @@ float sw_fq_ema(float ema, float current) {
     return a + b;
 }
 
+/* One loop serves scalar and per-element scales: stride 0 reads element 0 every time. */
+/* Round half to even of a clamped value (|v| <= 2^16): adding and subtracting 1.5 * 2^23 rounds
+ * to an integer in the default rounding mode, exactly as rintf does for |v| < 2^22, without a
+ * libm call per element (baseline x86-64 has no rounding instruction), so loops vectorize. The
+ * one difference, -0.0 becoming +0.0, compares equal and vanishes in (q - zp) * s + ... sums. */
+static inline float round_even(float v) {
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    return (v + magic) - magic;
+}
+
 void sw_fq_clamp_round(const float *x, float *y, size_t n, const sw_fq_scale *p) {
     const float lo = (float)p->qmin, hi = (float)p->qmax;
     const float *s = p->scale, *z = p->zero_point;
-    const size_t k = p->stride;
-    for (size_t i = 0; i < n; i++) {
-        float si = s[i * k], zi = z[i * k];
-        float q = rintf(clampf(zi + x[i] / si, lo, hi));
-        y[i] = (q - zi) * si;
+    /* Elementwise, so threads change nothing in the result; only large activations are worth
+     * the threads' start-up. Per tensor (stride 0) gets its own loop: scalars vectorize. */
+    const long count = (long)n;
+    if (p->stride == 0) {
+        const float s0 = s[0], z0 = z[0];
+#pragma omp parallel for simd schedule(static) if (count > 65536)
+        for (long i = 0; i < count; i++) {
+            float q = round_even(clampf(z0 + x[i] / s0, lo, hi));
+            y[i] = (q - z0) * s0;
+        }
+        return;
+    }
+#pragma omp parallel for simd schedule(static) if (count > 65536)
+    for (long i = 0; i < count; i++) {
+        float q = round_even(clampf(z[i] + x[i] / s[i], lo, hi));
+        y[i] = (q - z[i]) * s[i];
     }
 }
 
+/* The mask is recomputed from x rather than kept from the forward: x is kept anyway (the
+ * transform needs its input) and the test is two float operations. */
 void sw_fq_qat_backward(const float *x, float *g, size_t n, const sw_fq_scale *p) {
     const float lo = (float)p->qmin, hi = (float)p->qmax;
     const size_t k = p->stride;
@@ -91,8 +114,7 @@ void sw_fq_lsq_forward(const float *x, float *y, size_t n, const sw_fq_scale *p)
     }
 }
 
-void sw_fq_lsq_backward(const float *x, float *g, size_t n, const sw_fq_scale *p,
-                        double *dscale) {
+void sw_fq_lsq_backward(const float *x, float *g, size_t n, const sw_fq_scale *p, double *dscale) {
     const float lo = (float)p->qmin, hi = (float)p->qmax;
     const size_t k = p->stride;
     for (size_t i = 0; i < n; i++) {
@@ -141,6 +163,7 @@ void sw_fq_lsq_plus_backward(const float *x, float *g, size_t n, const sw_fq_sca
     }
 }
 
+/* The normalisation is global: a first pass finds max|tanh|, a second quantizes. */
 void sw_fq_dorefa_weight_forward(const float *x, float *y, size_t n, const sw_fq_scale *p) {
     float m = 0.0f;
     for (size_t i = 0; i < n; i++) {
@@ -198,6 +221,7 @@ void sw_fq_dorefa_output_backward(const float *x, float *g, size_t n) {
         if (!(x[i] >= 0.0f && x[i] <= 1.0f)) g[i] = 0.0f;
 }
 
+/* sign(0) = +1, as NNI overwrites torch.sign's 0. */
 void sw_fq_bnn_forward(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? -1.0f : 1.0f;
 }

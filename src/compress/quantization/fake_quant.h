@@ -59,8 +59,7 @@ void sw_fq_lsq_forward(const float *x, float *y, size_t n, const sw_fq_scale *p)
 /* LSQ backward: g becomes dL/dx (0 where x/s' is clipped); dscale[i] receives element i's
  * contribution to dL/ds' BEFORE the gradient factor (callers sum per block and multiply by
  * the factor): g*r - g*x/s' inside, g*r outside, with r the forward's rounded value. */
-void sw_fq_lsq_backward(const float *x, float *g, size_t n, const sw_fq_scale *p,
-                        double *dscale);
+void sw_fq_lsq_backward(const float *x, float *g, size_t n, const sw_fq_scale *p, double *dscale);
 
 /* LSQ+ forward with effective scales and learnable (real-valued) zero points. */
 void sw_fq_lsq_plus_forward(const float *x, float *y, size_t n, const sw_fq_scale *p);

@@ -25,6 +25,7 @@ static sw_status lsq_observe(sw_quantizer *q, sw_quant_target *t, const sw_trans
     return SW_OK;
 }
 
+/* Every target uses the LSQ method from the start. */
 static sw_quant_method lsq_initial(const sw_quantizer *q, const sw_quant_target *t) {
     (void)q;
     (void)t;
@@ -35,8 +36,8 @@ static sw_quant_method lsq_initial(const sw_quantizer *q, const sw_quant_target 
 static sw_status lsq_check(sw_quantizer *q, const sw_quant_target *t) {
     if (t->setting.scheme != SW_QUANT_SCHEME_SYMMETRIC)
         sw_warnings_add(&q->base.warnings,
-                        "%s.%s: LsqQuantizer supports the symmetric scheme only, got %s",
-                        t->module, t->name, sw_quant_scheme_name(t->setting.scheme));
+                        "%s.%s: LsqQuantizer supports the symmetric scheme only, got %s", t->module,
+                        t->name, sw_quant_scheme_name(t->setting.scheme));
     if (t->kind == SW_TARGET_PARAM && t->setting.dtype.is_unsigned)
         sw_warnings_add(&q->base.warnings,
                         "%s.%s: LsqQuantizer quantizes parameters with int dtypes only, got %s",
@@ -67,6 +68,6 @@ sw_status sw_quantizer_lsq_new(sw_wrapper_set *ws, const cJSON *config_list, sw_
 
 sw_status sw_quantizer_lsq_from_compressor(sw_compressor *previous, const cJSON *config_list,
                                            sw_evaluator *ev, sw_compressor **out) {
-    return sw_quantizer_build(calloc(1, sizeof(sw_quantizer)), &lsq_ops, &lsq_qops, NULL,
-                              previous, config_list, ev, out);
+    return sw_quantizer_build(calloc(1, sizeof(sw_quantizer)), &lsq_ops, &lsq_qops, NULL, previous,
+                              config_list, ev, out);
 }

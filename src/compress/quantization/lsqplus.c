@@ -10,8 +10,8 @@
 
 #define LSQ_INIT_SCALE 0.01f
 
-static sw_status lsqplus_observe(sw_quantizer *q, sw_quant_target *t,
-                                 const sw_transform_call *call, const sw_tensor *x) {
+static sw_status lsqplus_observe(sw_quantizer *q, sw_quant_target *t, const sw_transform_call *call,
+                                 const sw_tensor *x) {
     (void)call;
     (void)x;
     if (q->initialised) return SW_OK;
@@ -24,12 +24,14 @@ static sw_status lsqplus_observe(sw_quantizer *q, sw_quant_target *t,
     return SW_OK;
 }
 
+/* Every target uses the LSQ+ method from the start. */
 static sw_quant_method lsqplus_initial(const sw_quantizer *q, const sw_quant_target *t) {
     (void)q;
     (void)t;
     return SW_QUANT_LSQ_PLUS_CLAMP_ROUND;
 }
 
+/* NNI only warns: LSQ+ learns a zero point, which a symmetric scheme would not have. */
 static sw_status lsqplus_check(sw_quantizer *q, const sw_quant_target *t) {
     if (t->setting.scheme != SW_QUANT_SCHEME_AFFINE)
         sw_warnings_add(&q->base.warnings,
@@ -54,15 +56,14 @@ static const sw_compressor_ops lsqplus_ops = {
     .free = sw_quantizer_free,
 };
 
-sw_status sw_quantizer_lsqplus_new(sw_wrapper_set *ws, const cJSON *config_list,
-                                   sw_evaluator *ev, sw_compressor **out) {
+sw_status sw_quantizer_lsqplus_new(sw_wrapper_set *ws, const cJSON *config_list, sw_evaluator *ev,
+                                   sw_compressor **out) {
     return sw_quantizer_build(calloc(1, sizeof(sw_quantizer)), &lsqplus_ops, &lsqplus_qops, ws,
                               NULL, config_list, ev, out);
 }
 
-sw_status sw_quantizer_lsqplus_from_compressor(sw_compressor *previous,
-                                               const cJSON *config_list, sw_evaluator *ev,
-                                               sw_compressor **out) {
+sw_status sw_quantizer_lsqplus_from_compressor(sw_compressor *previous, const cJSON *config_list,
+                                               sw_evaluator *ev, sw_compressor **out) {
     return sw_quantizer_build(calloc(1, sizeof(sw_quantizer)), &lsqplus_ops, &lsqplus_qops, NULL,
                               previous, config_list, ev, out);
 }

@@ -63,8 +63,7 @@ static sw_status ptq_single(sw_compressor *c, long max_steps, int max_epochs) {
     if (max_steps < 0 && max_epochs < 0)
         return SW_FAIL(SW_ERR_ARG, "calibrates on training batches: give max_steps (batches) "
                                    "or max_epochs to compress");
-    if (!c->ev)
-        return SW_FAIL(SW_ERR_ARG, "calibration needs an evaluator with training data");
+    if (!c->ev) return SW_FAIL(SW_ERR_ARG, "calibration needs an evaluator with training data");
     SW_TRY(sw_quant_calibrate(c->ev, c->model, max_steps, max_epochs));
     return ptq_postprocess(c);
 }
@@ -86,8 +85,8 @@ static const sw_compressor_ops ptq_ops = {
 
 sw_status sw_quantizer_ptq_new(sw_wrapper_set *ws, const cJSON *config_list, sw_evaluator *ev,
                                sw_compressor **out) {
-    return sw_quantizer_build(calloc(1, sizeof(ptq)), &ptq_ops, &ptq_qops, ws, NULL,
-                              config_list, ev, out);
+    return sw_quantizer_build(calloc(1, sizeof(ptq)), &ptq_ops, &ptq_qops, ws, NULL, config_list,
+                              ev, out);
 }
 
 sw_status sw_quantizer_ptq_from_compressor(sw_compressor *previous, const cJSON *config_list,

@@ -64,8 +64,8 @@ static sw_status make(sw_wrapper_set *ws, sw_compressor *previous, const cJSON *
                       sw_evaluator *ev, long start, sw_compressor **out) {
     qat *a = calloc(1, sizeof *a);
     if (a) a->start = start > 0 ? start : 0;
-    return sw_quantizer_build(a ? &a->q : NULL, &qat_ops, &qat_qops, ws, previous, config_list,
-                              ev, out);
+    return sw_quantizer_build(a ? &a->q : NULL, &qat_ops, &qat_qops, ws, previous, config_list, ev,
+                              out);
 }
 
 sw_status sw_quantizer_qat_new(sw_wrapper_set *ws, const cJSON *config_list, sw_evaluator *ev,

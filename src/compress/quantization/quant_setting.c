@@ -59,6 +59,7 @@ bool sw_quant_dtype_parse(const char *text, sw_quant_dtype *out, char *why, size
     return true;
 }
 
+/* Per-key checks: each writes a phrase that config_list.c prefixes with the entry and key. */
 static bool check_dtype(const cJSON *v, char *why, size_t size) {
     sw_quant_dtype d;
     if (!cJSON_IsString(v)) {
@@ -69,8 +70,8 @@ static bool check_dtype(const cJSON *v, char *why, size_t size) {
 }
 
 static bool check_scheme(const cJSON *v, char *why, size_t size) {
-    if (cJSON_IsString(v) && (strcmp(v->valuestring, "affine") == 0 ||
-                              strcmp(v->valuestring, "symmetric") == 0))
+    if (cJSON_IsString(v) &&
+        (strcmp(v->valuestring, "affine") == 0 || strcmp(v->valuestring, "symmetric") == 0))
         return true;
     if (cJSON_IsString(v))
         snprintf(why, size, "\"%s\" is not a scheme: use \"affine\" or \"symmetric\"",
@@ -87,10 +88,14 @@ static bool check_granularity(const cJSON *v, char *why, size_t size) {
 
 /* Every apply method NNI's quantizers know; the quantizer picks its own anyway. */
 static const char *const quant_methods[] = {
-    "bypass",           "clamp_round",
-    "qat_clamp_round",  "lsq_clamp_round",
-    "lsq_plus_clamp_round", "dorefa_clamp_round_weight",
-    "dorefa_clamp_round_output", "bnn_clamp_round",
+    "bypass",
+    "clamp_round",
+    "qat_clamp_round",
+    "lsq_clamp_round",
+    "lsq_plus_clamp_round",
+    "dorefa_clamp_round_weight",
+    "dorefa_clamp_round_output",
+    "bnn_clamp_round",
 };
 
 static bool check_apply(const cJSON *v, char *why, size_t size) {
@@ -127,14 +132,16 @@ static bool check_fuse(const cJSON *v, char *why, size_t size) {
     return true;
 }
 
+/* fuse_names is in the table so that config_list.c accepts it at the top level; templates do
+ * not carry it, so it never becomes a target setting. */
 static const sw_config_key quant_keys[] = {
-    {"quant_dtype", check_dtype},         {"quant_scheme", check_scheme},
-    {"granularity", check_granularity},   {"apply_method", check_apply},
+    {"quant_dtype", check_dtype},       {"quant_scheme", check_scheme},
+    {"granularity", check_granularity}, {"apply_method", check_apply},
     {"fuse_names", check_fuse},
 };
 
 #define QUANT_TARGET_TEXT                                                                          \
-    "{\"quant_dtype\": null, \"quant_scheme\": null, \"granularity\": \"default\", "              \
+    "{\"quant_dtype\": null, \"quant_scheme\": null, \"granularity\": \"default\", "               \
     "\"apply_method\": \"clamp_round\"}"
 
 /* NNI's QuantizationSetting templates, as JSON text parsed per module. */
@@ -144,6 +151,8 @@ static const char weighted_template[] =
 static const char activation_template[] =
     "{\"_input_\": " QUANT_TARGET_TEXT ", \"_output_\": " QUANT_TARGET_TEXT "}";
 
+/* NNI registers the weighted layers and the activations it knows; other layer kinds can be
+ * quantized by naming their targets in target_settings. */
 static const char *quant_template(sw_layer_kind kind) {
     switch (kind) {
     case SW_LAYER_LINEAR:
@@ -168,6 +177,7 @@ const sw_config_mode sw_quant_config_mode = {
     .check_setting = NULL,
 };
 
+/* The merged setting was validated key by key; this only gives it types. */
 sw_status sw_quant_setting_from_json(const cJSON *s, sw_quant_setting *out) {
     *out = (sw_quant_setting){.scheme = SW_QUANT_SCHEME_NONE};
     char why[200] = "";
@@ -178,7 +188,7 @@ sw_status sw_quant_setting_from_json(const cJSON *s, sw_quant_setting *out) {
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(s, "quant_scheme");
     if (sc && cJSON_IsString(sc))
         out->scheme = strcmp(sc->valuestring, "affine") == 0 ? SW_QUANT_SCHEME_AFFINE
-                                                              : SW_QUANT_SCHEME_SYMMETRIC;
+                                                             : SW_QUANT_SCHEME_SYMMETRIC;
     out->granularity.kind = SW_GRANULARITY_DEFAULT;
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(s, "granularity");
     if (g && !sw_granularity_from_json(g, &out->granularity, why, sizeof why))

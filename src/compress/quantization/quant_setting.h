@@ -40,7 +40,7 @@ const char *sw_quant_scheme_name(sw_quant_scheme s);
 
 /* A dtype: its spelling, bits and integer range. */
 typedef struct sw_quant_dtype {
-    bool given;                     /* false when the config said null (NNI's int8 default) */
+    bool given;                    /* false when the config said null (NNI's int8 default) */
     char name[SW_QUANT_DTYPE_MAX]; /* "int8", "uint4"; "int8" when not given */
     int bits;
     bool is_unsigned;

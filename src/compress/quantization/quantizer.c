@@ -116,11 +116,11 @@ static sw_status block_map(const sw_quant_target *t, const sw_shape *shape, sw_a
     return SW_OK;
 }
 
-sw_status sw_quantizer_block_minmax(const sw_quant_target *t, const sw_tensor *x,
-                                    sw_arena *arena, float *mins, float *maxs) {
+sw_status sw_quantizer_block_minmax(const sw_quant_target *t, const sw_tensor *x, sw_arena *arena,
+                                    float *mins, float *maxs) {
     if (x->numel == 0)
-        return SW_FAIL(SW_ERR_SHAPE, "%s.%s: cannot track the range of an empty value",
-                       t->module, t->name);
+        return SW_FAIL(SW_ERR_SHAPE, "%s.%s: cannot track the range of an empty value", t->module,
+                       t->name);
     if (!t->has_scaling) {
         float lo = x->data[0], hi = x->data[0];
         for (size_t i = 1; i < x->numel; i++) {
@@ -173,6 +173,9 @@ static void tf_state_free(sw_transform *tf) {
     free(tf->state);
 }
 
+/* Observers run at every forward, training or eval: each algorithm decides what to do with
+ * the value (QAT tracks only in training, PTQ always, LSQ/DoReFa/BNN initialise until the first
+ * optimizer step). The value itself passes on untouched. */
 static sw_status observe_forward(sw_transform *tf, const sw_transform_call *call,
                                  const sw_tensor *x, sw_tensor *y) {
     (void)y;
@@ -188,6 +191,8 @@ static const sw_transform_ops observe_ops = {
     .observer = true,
 };
 
+/* LSQ and LSQ+ read their scale through the gradient-scale identity (s - s*g) + s*g, which
+ * depends on the value's size; every other method uses the stored scale as it is. */
 static bool learnable_method(sw_quant_method m) {
     return m == SW_QUANT_LSQ_CLAMP_ROUND || m == SW_QUANT_LSQ_PLUS_CLAMP_ROUND;
 }
@@ -213,6 +218,7 @@ static sw_status params_for(const sw_quant_target *t, const sw_tensor *x, sw_are
             s = eff;
         }
     }
+    /* Per tensor: one scale for the whole value and no block map (the common case). */
     if (!t->has_scaling) {
         *scalar_z = t->zero_point[0];
         if (s != scalar_s) *scalar_s = s[0];
@@ -221,6 +227,7 @@ static sw_status params_for(const sw_quant_target *t, const sw_tensor *x, sw_are
         p->stride = 0;
         return SW_OK;
     }
+    /* Per block: per-element copies, so the kernels see one layout whatever the granularity. */
     int *map = NULL;
     float *es = NULL, *ez = NULL;
     SW_TRY(block_map(t, &x->shape, arena, &map));
@@ -233,17 +240,15 @@ static sw_status params_for(const sw_quant_target *t, const sw_tensor *x, sw_are
     return SW_OK;
 }
 
-static sw_status quant_forward(sw_transform *tf, const sw_transform_call *call,
-                               const sw_tensor *x, sw_tensor *y) {
-    tf_state *st = tf->state;
-    sw_quant_target *t = &st->q->targets[st->index];
+sw_status sw_quant_target_apply(const sw_quant_target *t, const sw_tensor *x, sw_tensor *y,
+                                sw_arena *arena) {
     if (!t->has_scale || t->method == SW_QUANT_BYPASS) {
         if (y->data != x->data) memcpy(y->data, x->data, x->numel * sizeof(float));
         return SW_OK;
     }
     float ss = 0, sz = 0;
     sw_fq_scale p;
-    SW_TRY(params_for(t, x, sw_quantizer_call_arena(call), &ss, &sz, &p, NULL));
+    SW_TRY(params_for(t, x, arena, &ss, &sz, &p, NULL));
     switch (t->method) {
     case SW_QUANT_CLAMP_ROUND:
     case SW_QUANT_QAT_CLAMP_ROUND:
@@ -270,11 +275,19 @@ static sw_status quant_forward(sw_transform *tf, const sw_transform_call *call,
     return SW_OK;
 }
 
+/* The fake-quant transform: the value in, its fake-quantized copy out (in place for
+ * outputs). */
+static sw_status quant_forward(sw_transform *tf, const sw_transform_call *call, const sw_tensor *x,
+                               sw_tensor *y) {
+    tf_state *st = tf->state;
+    return sw_quant_target_apply(&st->q->targets[st->index], x, y, sw_quantizer_call_arena(call));
+}
+
 /* Adds per-element contributions to per-block gradients, times LSQ's gradient factor. Sums
  * run in double (`sums`: n_blocks doubles of scratch), so that a batch's many small terms do not
  * lose precision before the one conversion to float. */
-static void sum_blocks(const double *contrib, const int *map, size_t n, double factor,
-                       float *grad, size_t n_blocks, double *sums) {
+static void sum_blocks(const double *contrib, const int *map, size_t n, double factor, float *grad,
+                       size_t n_blocks, double *sums) {
     for (size_t b = 0; b < n_blocks; b++) sums[b] = 0.0;
     if (!map)
         for (size_t i = 0; i < n; i++) sums[0] += contrib[i];
@@ -283,8 +296,12 @@ static void sum_blocks(const double *contrib, const int *map, size_t n, double f
     for (size_t b = 0; b < n_blocks; b++) grad[b] += (float)(sums[b] * factor);
 }
 
-static sw_status quant_backward(sw_transform *tf, const sw_transform_call *call,
-                                const sw_tensor *x, sw_tensor *g) {
+/* Straight-through backward. Methods whose estimator needs no scale (clamp_round passes
+ * everything, BNN masks outputs by |x| > 1, DoReFa differentiates its own smooth parts) return
+ * early; QAT masks where the value was clipped; LSQ/LSQ+ also accumulate their parameters'
+ * gradients, summed per block. */
+static sw_status quant_backward(sw_transform *tf, const sw_transform_call *call, const sw_tensor *x,
+                                sw_tensor *g) {
     tf_state *st = tf->state;
     sw_quant_target *t = &st->q->targets[st->index];
     if (!t->has_scale || t->method == SW_QUANT_BYPASS) return SW_OK;
@@ -383,6 +400,8 @@ static const sw_transform_ops data_grad_ops = {
 
 /* ---- training hooks -------------------------------------------------------------------- */
 
+/* One optimizer group for every learnable value of the quantizer: the evaluator has a fixed
+ * number of group slots, and a group per target would exhaust them on a ResNet. */
 static sw_status hook_train_begin(void *ctx, sw_train_state *st) {
     sw_quantizer *q = ctx;
     if (q->n_learnable == 0) return SW_OK;
@@ -390,6 +409,8 @@ static sw_status hook_train_begin(void *ctx, sw_train_state *st) {
     return sw_optim_add_group(&st->ev->optim, q->learnable, q->learnable_grad, q->n_learnable);
 }
 
+/* NNI's after-step task: count the step, stop initialising, then the algorithm's own work
+ * (QAT's switch from bypass, BNN's clamp). */
 static sw_status hook_after_step(void *ctx, sw_train_state *st) {
     sw_quantizer *q = ctx;
     q->step++;
@@ -399,6 +420,7 @@ static sw_status hook_after_step(void *ctx, sw_train_state *st) {
 
 /* ---- setup ----------------------------------------------------------------------------- */
 
+/* Everything setup may have allocated; safe on a half-built quantizer. */
 static void free_targets(sw_quantizer *q) {
     for (int i = 0; i < q->n_targets; i++) free(q->targets[i].store);
     free(q->targets);
@@ -466,8 +488,8 @@ static sw_status setup_target(sw_quantizer *q, const sw_config_target *ct, int i
     sw_granularity g = t->setting.granularity;
     t->has_scaling = false;
     if (g.kind != SW_GRANULARITY_DEFAULT && g.kind != SW_GRANULARITY_ELEMENT)
-        SW_TRY(sw_granularity_scaling(&g, wt->kind == SW_TARGET_PARAM, &t->has_scaling,
-                                      &t->scaling));
+        SW_TRY(
+            sw_granularity_scaling(&g, wt->kind == SW_TARGET_PARAM, &t->has_scaling, &t->scaling));
     SW_TRY(target_grid(t, &wt->shape));
     t->store = calloc(4 * t->n_blocks, sizeof(float));
     if (!t->store) return SW_FAIL(SW_ERR_NOMEM, "out of memory for %s.%s", t->module, t->name);
@@ -476,6 +498,7 @@ static sw_status setup_target(sw_quantizer *q, const sw_config_target *ct, int i
     t->tracked_min = t->store + 2 * t->n_blocks;
     t->tracked_max = t->store + 3 * t->n_blocks;
     t->method = q->qops->initial_method(q, t);
+    /* The algorithm's refusals (DoReFa without a scheme, BNN per channel) name the target. */
     if (q->qops->check_target) SW_TRY(q->qops->check_target(q, t));
     tf_state *a = malloc(sizeof *a), *b = malloc(sizeof *b);
     if (!a || !b) {
@@ -484,14 +507,15 @@ static sw_status setup_target(sw_quantizer *q, const sw_config_target *ct, int i
         return SW_FAIL(SW_ERR_NOMEM, "out of memory");
     }
     *a = *b = (tf_state){.q = q, .index = index};
-    sw_status st = sw_wrapper_set_attach(ws, t->node, t->name, &observe_ops, SW_STAGE_OBSERVE, q,
-                                         a, &t->observe_tf);
+    sw_status st = sw_wrapper_set_attach(ws, t->node, t->name, &observe_ops, SW_STAGE_OBSERVE, q, a,
+                                         &t->observe_tf);
     if (st != SW_OK) {
         free(b);
         return st;
     }
     SW_TRY(sw_wrapper_set_attach(ws, t->node, t->name, &quant_ops, SW_STAGE_QUANTIZE, q, b,
                                  &t->quant_tf));
+    /* A learnable scale on the model's own input needs the gradient the executor skips. */
     if (q->qops->learnable_scale && t->kind == SW_TARGET_INPUT &&
         node->inputs[wt->index] == SW_NODE_INPUT) {
         tf_state *c = malloc(sizeof *c);
@@ -534,6 +558,9 @@ static sw_status setup(sw_quantizer *q, const sw_quantizer_ops *qops, const cJSO
     sw_wrapper_set *ws = q->base.ws;
     sw_quant_fuse *fuses = NULL;
     int n_fuses = 0;
+    /* Whole-list checks first (required keys, fuse names), so their errors come before any
+     * target is built; then resolution, claims and transforms; learnable storage once every
+     * target's block count is known; fusion last, because it checks the targets. */
     SW_TRY(sw_quant_config_check(ws->model, config_list, &fuses, &n_fuses));
     sw_config_resolved r;
     sw_status st =

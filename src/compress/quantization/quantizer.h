@@ -70,10 +70,11 @@ typedef struct sw_quant_target {
     float *scale, *zero_point;
     float *tracked_min, *tracked_max;
     float *dscale, *dzero_point; /* learnable only: their gradients (in the learnable array) */
-    bool has_scale;   /* scale and zero point are set (NNI: not None) */
-    bool has_tracked; /* tracked_min/max are set */
-    float *store;     /* owned: 4 * n_blocks floats behind the non-learnable pointers */
-    sw_transform *observe_tf, *quant_tf; /* attached; NULL once detached by an unwrap */
+    bool has_scale;              /* scale and zero point are set (NNI: not None) */
+    bool has_tracked;            /* tracked_min/max are set */
+    float *store;                /* owned: 4 * n_blocks floats behind the non-learnable pointers */
+    /* The attached transforms; stale once an unwrap detached them (sw_compressor_is_detached). */
+    sw_transform *observe_tf, *quant_tf;
 } sw_quant_target;
 
 typedef struct sw_quantizer sw_quantizer;
@@ -101,10 +102,10 @@ struct sw_quantizer {
     sw_quant_target *targets; /* owned */
     /* Learnable scales and zero points of every target, one optimizer group. */
     size_t n_learnable;
-    float *learnable;      /* owned */
-    float *learnable_grad; /* owned, same layout */
-    long step;             /* optimizer steps seen (NNI's current_step) */
-    bool initialised;      /* an optimizer step happened: LSQ/DoReFa/BNN stop initialising */
+    float *learnable;        /* owned */
+    float *learnable_grad;   /* owned, same layout */
+    long step;               /* optimizer steps seen (NNI's current_step) */
+    bool initialised;        /* an optimizer step happened: LSQ/DoReFa/BNN stop initialising */
     struct sw_bn_fold *fold; /* owned: fuse_names state (bn_fold.h), NULL when none */
 };
 
@@ -135,8 +136,14 @@ void sw_quantizer_scale_from_tracked(sw_quant_target *t);
 
 /* Per-block minimum and maximum of a value of target t (batched for activations):
  * mins[n_blocks], maxs[n_blocks]. Scratch memory comes from `arena` (step memory). */
-sw_status sw_quantizer_block_minmax(const sw_quant_target *t, const sw_tensor *x,
-                                    sw_arena *arena, float *mins, float *maxs);
+sw_status sw_quantizer_block_minmax(const sw_quant_target *t, const sw_tensor *x, sw_arena *arena,
+                                    float *mins, float *maxs);
+
+/* Applies t's fake-quantization (its method, scale and zero point in effect) to x into y (may
+ * alias x), exactly as the target's transform does in a forward; a target without a scale
+ * passes x through. Per-block scratch from `arena`. */
+sw_status sw_quant_target_apply(const sw_quant_target *t, const sw_tensor *x, sw_tensor *y,
+                                sw_arena *arena);
 
 /* The step memory of the model a transform call runs in. */
 sw_arena *sw_quantizer_call_arena(const sw_transform_call *call);

@@ -43,11 +43,10 @@ sw_status sw_quantizer_lsq_from_compressor(sw_compressor *previous, const cJSON 
 
 /* LsqPlusQuantizer: LSQ with a trainable zero point too; init scale 0.01 and zero point
  * (qmax - qmin) / 2 per block. Warns when quant_scheme is not "affine". */
-sw_status sw_quantizer_lsqplus_new(sw_wrapper_set *ws, const cJSON *config_list,
-                                   sw_evaluator *ev, sw_compressor **out);
-sw_status sw_quantizer_lsqplus_from_compressor(sw_compressor *previous,
-                                               const cJSON *config_list, sw_evaluator *ev,
-                                               sw_compressor **out);
+sw_status sw_quantizer_lsqplus_new(sw_wrapper_set *ws, const cJSON *config_list, sw_evaluator *ev,
+                                   sw_compressor **out);
+sw_status sw_quantizer_lsqplus_from_compressor(sw_compressor *previous, const cJSON *config_list,
+                                               sw_evaluator *ev, sw_compressor **out);
 
 /* PtqQuantizer: targets pass through while observers keep the running (absolute) per-block
  * min/max of every forward, training or eval; afterwards scales and zero points are computed
@@ -89,7 +88,6 @@ sw_status sw_quantizer_bnn_from_compressor(sw_compressor *previous, const cJSON 
 /* The base Quantizer (NNI's Quantizer(model, config_list)): clamp_round on every target with no
  * observers and no training; scales come from sw_quant_calibration_update/load. Re-creates a
  * quantized simulation from a calibration file. compress() does nothing. */
-sw_status sw_quantizer_fixed_new(sw_wrapper_set *ws, const cJSON *config_list,
-                                 sw_compressor **out);
+sw_status sw_quantizer_fixed_new(sw_wrapper_set *ws, const cJSON *config_list, sw_compressor **out);
 
 #endif

@@ -12,6 +12,8 @@
 static sw_status add_infer_shape(const sw_layer *layer, const sw_shape *in, int n_in,
                                  sw_shape *out) {
     (void)layer;
+    if (n_in < 2 || n_in > SW_MAX_INPUTS)
+        return SW_FAIL(SW_ERR_ARG, "Add takes 2 to %d inputs, got %d", SW_MAX_INPUTS, n_in);
     for (int i = 1; i < n_in; i++) {
         if (!sw_shape_equal(&in[i], &in[0])) {
             char a[64], b[64];

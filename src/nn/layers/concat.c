@@ -17,6 +17,8 @@ static sw_status concat_infer_shape(const sw_layer *layer, const sw_shape *in, i
     (void)layer;
     char a[64], b[64];
     long channels = 0;
+    if (n_in < 1 || n_in > SW_MAX_INPUTS)
+        return SW_FAIL(SW_ERR_ARG, "Concat takes 1 to %d inputs, got %d", SW_MAX_INPUTS, n_in);
     for (int i = 0; i < n_in; i++) {
         bool same = in[i].ndim == in[0].ndim && in[i].ndim >= 1;
         for (int d = 1; same && d < in[0].ndim; d++) same = in[i].dims[d] == in[0].dims[d];

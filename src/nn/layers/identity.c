@@ -1,4 +1,4 @@
-/* identity.c - Identity: y = x (a placeholder node, e.g. where speedup removed a layer). */
+/* identity.c - Identity: y = x (a pass-through node, e.g. where speedup removed a layer). */
 #include "layer_common.h"
 
 #include "tensor/elementwise.h"
