@@ -14,6 +14,7 @@
 #include "compress/masks.h"
 #include "data/dataset.h"
 #include "nn/model.h"
+#include "train/evaluator.h"
 #include "train/metrics.h"
 
 #define SW_EXIT_OK 0
@@ -119,6 +120,13 @@ int sw_cli_eval_int8(const char *path, const sw_cli_common *common, int batch_si
  * model and of the same graph in float32 (dequantized weights), in one run. */
 int sw_cli_bench_int8(const char *path, const sw_cli_common *common, const int *batches,
                       int n_batches, int repeats, bool json);
+
+/* Wires the headless listeners onto an evaluator: Ctrl-C polling (ev->poll), the progress
+ * display and, when c->log_path is set, the JSON-lines log, opened here (release with
+ * sw_jsonl_log_close, safe on a log that was never opened). `progress` and `log` are the
+ * caller's storage and must outlive the evaluator's runs. */
+sw_status sw_cli_attach_listeners(sw_evaluator *ev, const sw_cli_common *c,
+                                  sw_progress *progress, sw_jsonl_log *log);
 
 /* Monotonic seconds. */
 double sw_cli_now(void);

@@ -278,15 +278,9 @@ int sw_cmd_fuse(int argc, char **argv) {
         goto done;
     }
     ev_ready = true;
-    ev.poll = sw_cli_poll_interrupt;
-    sw_progress_init(&progress, stderr, common.quiet);
-    sw_metric_bus_add(&ev.bus, sw_progress_listener, &progress);
-    if (common.log_path) {
-        if (sw_jsonl_log_open(&log, common.log_path) != SW_OK) {
-            rc = sw_cli_report("--log");
-            goto done;
-        }
-        sw_metric_bus_add(&ev.bus, sw_jsonl_log_listener, &log);
+    if (sw_cli_attach_listeners(&ev, &common, &progress, &log) != SW_OK) {
+        rc = sw_cli_report("--log");
+        goto done;
     }
 
     /* Compressors: the pruner, then the distiller built from it. */

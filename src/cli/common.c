@@ -12,6 +12,7 @@
 #include "io/model_file.h"
 #include "nn/zoo.h"
 #include "tensor/blas.h"
+#include "train/evaluator.h"
 
 int sw_cli_report(const char *context) {
     const char *msg = sw_error_message();
@@ -153,4 +154,14 @@ const char *sw_cli_human(double value, char *buf, size_t size) {
         snprintf(buf, size, value < 10 ? "%.2f%s" : value < 100 ? "%.1f%s" : "%.0f%s", value,
                  units[u]);
     return buf;
+}
+
+sw_status sw_cli_attach_listeners(sw_evaluator *ev, const sw_cli_common *c, sw_progress *progress,
+                                  sw_jsonl_log *log) {
+    ev->poll = sw_cli_poll_interrupt;
+    sw_progress_init(progress, stderr, c->quiet);
+    SW_TRY(sw_metric_bus_add(&ev->bus, sw_progress_listener, progress));
+    if (!c->log_path) return SW_OK;
+    SW_TRY(sw_jsonl_log_open(log, c->log_path));
+    return sw_metric_bus_add(&ev->bus, sw_jsonl_log_listener, log);
 }
