@@ -13,9 +13,13 @@ models=("$@")
 SW_BOOTSTRAP_EXTRA="python3-torch libopenblas0-openmp" "$root/scripts/bootstrap"
 bin="$("$root/scripts/build" release)/shrinkwrap"
 export OMP_NUM_THREADS=$threads
+# On a shared machine, OpenMP threads that spin while waiting fight the other processes and
+# both engines lose badly (seen here: 20x at batch 1); passive waiting is each engine at its
+# best under load. Override with OMP_WAIT_POLICY=active on a quiet machine.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 torch_env=(env LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp)
 
-printf '%s\n' "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, threads=$threads, batch 128"
+printf '%s\n' "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, threads=$threads, batch 128, OMP_WAIT_POLICY=$OMP_WAIT_POLICY, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| model | metric | shrinkwrap | PyTorch | ratio (sw/torch) |\n|---|---|---|---|---|\n'
 for m in "${models[@]}"; do
   sw=$("$bin" bench "$m" --threads "$threads" --json)
