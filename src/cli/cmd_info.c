@@ -1,5 +1,6 @@
-/* cmd_info.c - `shrinkwrap info MODEL [--masks FILE]`: the module tree with types, output
- * shapes, parameters and FLOPs per node, and the totals; with masks, each module's sparsity. */
+/* cmd_info.c - `shrinkwrap info MODEL [--masks FILE | --compare OTHER]`: the module tree with
+ * types, output shapes, parameters and FLOPs per node, and the totals; with masks, each module's
+ * sparsity; with a second model (typically the sped-up one), both side by side by module name. */
 #include <string.h>
 
 #include "cli/options.h"
@@ -8,7 +9,7 @@
 #include "nn/module_tree.h"
 
 static void print_help(FILE *out) {
-    fprintf(out, "usage: shrinkwrap info MODEL [--masks FILE]\n\n"
+    fprintf(out, "usage: shrinkwrap info MODEL [--masks FILE | --compare OTHER]\n\n"
                  "Shows the module tree of MODEL (a .safetensors model file or a zoo name): each\n"
                  "module's type, output shape, parameters and forward FLOPs per image, with\n"
                  "containers summing what they hold.\n\n"
@@ -16,7 +17,11 @@ static void print_help(FILE *out) {
                  "                 add two columns: the masked share of each module's weight, and\n"
                  "                 the output channels kept in the masked model (a pruned channel\n"
                  "                 is zero downstream: BatchNorm, activations and pools after a\n"
-                 "                 pruned conv show it too)\n");
+                 "                 pruned conv show it too)\n"
+                 "  --compare OTHER  put a second model beside MODEL, module by module (matched\n"
+                 "                 by name): output shape, parameters and FLOPs before -> after,\n"
+                 "                 e.g. the dense model and its `shrinkwrap speedup` output;\n"
+                 "                 modules only one of them has are marked\n");
 }
 
 /* The masks applied to the model, for the two extra columns (NULL members: no --masks). */
@@ -73,6 +78,63 @@ static void print_tree(const sw_model *model, const sw_module_tree *tree, const 
            sw_cli_human(sw_model_flops(model), flops, sizeof flops));
 }
 
+/* "a -> b" of two human-readable counts, or "a" alone when they are equal. */
+static const char *before_after(double a, double b, char *out, size_t size) {
+    char x[32], y[32];
+    sw_cli_human(a, x, sizeof x);
+    if (a == b) return snprintf(out, size, "%s", x), out;
+    snprintf(out, size, "%s -> %s", x, sw_cli_human(b, y, sizeof y));
+    return out;
+}
+
+/* The module tree of `model` with `other`'s shape, params and FLOPs beside each module, matched
+ * by full name; then the modules only `other` has, and the totals with their ratios. */
+static sw_status print_comparison(const sw_model *model, const sw_module_tree *tree,
+                                  const sw_model *other, const char *other_name) {
+    sw_module_tree ot;
+    SW_TRY(sw_module_tree_build(other, &ot));
+    char label[96], shape[64], oshape[64], shapes[140], params[72], flops[72];
+    printf("%-32s %-18s %-28s %-22s %s\n", "module", "type", "output", "params", "FLOPs");
+    for (int i = 0; i < tree->n; i++) {
+        const sw_module_entry *e = &tree->entries[i];
+        const sw_module_entry *o = NULL;
+        for (int j = 0; j < ot.n && !o; j++)
+            if (strcmp(ot.entries[j].path, e->path) == 0) o = &ot.entries[j];
+        snprintf(label, sizeof label, "%*s%s", e->depth * 2, "", e->label);
+        const char *type = e->node >= 0 ? sw_layer_kind_name(model->nodes[e->node].layer->kind)
+                                        : "(container)";
+        shape[0] = oshape[0] = '\0';
+        if (e->node >= 0) sw_shape_format(&model->nodes[e->node].out_shape, shape, sizeof shape);
+        if (o && o->node >= 0) sw_shape_format(&other->nodes[o->node].out_shape, oshape, sizeof oshape);
+        if (!o) {
+            printf("%-32s %-18s %-28s %-22s %s\n", label, type, shape, "(not in OTHER)", "");
+            continue;
+        }
+        if (strcmp(shape, oshape) == 0)
+            snprintf(shapes, sizeof shapes, "%s", shape);
+        else
+            snprintf(shapes, sizeof shapes, "%s -> %s", shape, oshape);
+        printf("%-32s %-18s %-28s %-22s %s\n", label, type, shapes,
+               before_after((double)e->param_count, (double)o->param_count, params, sizeof params),
+               before_after(e->flops, o->flops, flops, sizeof flops));
+    }
+    for (int j = 0; j < ot.n; j++) {
+        bool found = false;
+        for (int i = 0; i < tree->n && !found; i++)
+            found = strcmp(tree->entries[i].path, ot.entries[j].path) == 0;
+        if (!found) printf("%-32s only in %s\n", ot.entries[j].path, other_name);
+    }
+    double pa = (double)sw_model_param_count(model), pb = (double)sw_model_param_count(other);
+    double fa = sw_model_flops(model), fb = sw_model_flops(other);
+    printf("\nparameters %zu -> %zu (%.1f%%, %.2fx fewer)\n", sw_model_param_count(model),
+           sw_model_param_count(other), pa > 0 ? 100 * pb / pa : 0.0, pb > 0 ? pa / pb : 0.0);
+    printf("FLOPs      %s -> %s per image (%.1f%%, %.2fx fewer)\n",
+           sw_cli_human(fa, params, sizeof params), sw_cli_human(fb, flops, sizeof flops),
+           fa > 0 ? 100 * fb / fa : 0.0, fb > 0 ? fa / fb : 0.0);
+    sw_module_tree_deinit(&ot);
+    return SW_OK;
+}
+
 /* The share of masked elements over every parameter mask. */
 static void print_masks_summary(const char *path, const sw_masks *m) {
     double zeros = 0, total = 0;
@@ -87,10 +149,11 @@ static void print_masks_summary(const char *path, const sw_masks *m) {
 
 int sw_cmd_info(int argc, char **argv) {
     const char *cmd = "info";
-    const char *masks_path = NULL;
+    const char *masks_path = NULL, *compare_path = NULL;
     static const struct option options[] = {
         {"help", no_argument, NULL, 'h'},
         {"masks", required_argument, NULL, 'm'},
+        {"compare", required_argument, NULL, 'c'},
         {0, 0, 0, 0},
     };
     optind = 1;
@@ -104,11 +167,22 @@ int sw_cmd_info(int argc, char **argv) {
             masks_path = optarg;
             continue;
         }
+        if (id == 'c') {
+            compare_path = optarg;
+            continue;
+        }
         return sw_cli_usage_error(cmd, "unknown option");
     }
     if (optind != argc - 1) return sw_cli_usage_error(cmd, "expects exactly one MODEL");
-    sw_model *model = NULL;
+    if (masks_path && compare_path)
+        return sw_cli_usage_error(cmd, "--masks and --compare do not go together (speed the "
+                                       "masks up first: `shrinkwrap speedup MODEL MASKS --out F`)");
+    sw_model *model = NULL, *other = NULL;
     if (sw_cli_load_model(argv[optind], 0, &model) != SW_OK) return sw_cli_report(argv[optind]);
+    if (compare_path && sw_cli_load_model(compare_path, 0, &other) != SW_OK) {
+        sw_model_free(model);
+        return sw_cli_report(compare_path);
+    }
     int rc = SW_EXIT_FAIL;
     sw_masks masks;
     sw_masks_init(&masks);
@@ -135,6 +209,14 @@ int sw_cmd_info(int argc, char **argv) {
         goto done;
     }
     tree_ready = true;
+    if (other) {
+        if (print_comparison(model, &tree, other, compare_path) != SW_OK) {
+            rc = sw_cli_report("module tree");
+            goto done;
+        }
+        rc = SW_EXIT_OK;
+        goto done;
+    }
     print_tree(model, &tree, &im);
     if (masks_path) print_masks_summary(masks_path, &masks);
     rc = SW_EXIT_OK;
@@ -143,6 +225,7 @@ done:
     sw_compressor_free(fixed);
     sw_wrapper_set_release(ws);
     sw_masks_deinit(&masks);
+    sw_model_free(other);
     sw_model_free(model);
     return rc;
 }

@@ -80,6 +80,16 @@ expect_grep "the self-check passes" "self-check on 8 probe samples: .*: ok" "$wo
 expect_ok "info on the sped-up model" "$bin" info "$work/small.safetensors"
 expect_grep "info shows conv2's new shape" "conv2 +Conv2d +\[32, 14, 14\]" "$work/out"
 expect_grep "info shows the new total" "207018 parameters" "$work/out"
+expect_ok "info compares dense and sped-up" "$bin" info "$work/cnn.safetensors" \
+  --compare "$work/small.safetensors"
+expect_grep "compare: conv2 side by side" \
+  "^conv2 +Conv2d +\[64, 14, 14\] -> \[32, 14, 14\] +18.5k -> 4.64k" "$work/out"
+expect_grep "compare: flatten shape" "^flatten .*\[3136\] -> \[1568\]" "$work/out"
+expect_grep "compare: totals" "parameters 824650 -> 207018 \(25.1%, 3.98x fewer\)" "$work/out"
+expect_fail "compare with masks is refused" "do not go together" "$bin" info \
+  "$work/cnn.safetensors" --masks "$work/half.safetensors" --compare "$work/small.safetensors"
+expect_fail "compare with a missing model" "nothere" "$bin" info "$work/cnn.safetensors" \
+  --compare "$work/nothere.safetensors"
 expect_ok "eval the sped-up model" "$bin" eval "$work/small.safetensors" --test-subset 300 \
   --threads 2
 expect_grep "eval prints an accuracy" "test accuracy [0-9.]+%" "$work/out"
