@@ -14,17 +14,21 @@
 -- parameters and FLOPs along the way.
 --
 --   shrinkwrap run recipes/qat_prune_distill.lua [--fast] [--model FILE] [--steps 600]
+--       [--subset 20000] [--test-subset 2000] [--seed 1]   (docs/RESULTS.md uses the full sets)
 local sw = require "shrinkwrap"
 
 local fast = sw.args.fast
 local steps = sw.args.steps or (fast and 4 or 600)
-local quant_start = fast and 1 or 100
+-- QAT observes ranges for quant_start steps before fake-quantizing (at most half the run)
+local quant_start = fast and 1 or math.min(100, steps // 2)
 
-local train = assert(sw.data.fashion_mnist{ split = "train", subset = fast and 128 or 20000 })
-local test = assert(sw.data.fashion_mnist{ split = "test", subset = fast and 64 or 2000 })
+local train = assert(sw.data.fashion_mnist{ split = "train",
+                                            subset = sw.args.subset or (fast and 128 or 20000) })
+local test = assert(sw.data.fashion_mnist{ split = "test",
+                                           subset = sw.args.test_subset or (fast and 64 or 2000) })
 local evaluator = sw.Evaluator{ train = train, test = test, batch_size = fast and 16 or 128,
                                 optimizer = sw.optim.SGD{ lr = 0.01, momentum = 0.9 },
-                                eval_every_epoch = false, seed = 1 }
+                                eval_every_epoch = false, seed = sw.args.seed or 1 }
 
 -- The model: --model FILE, else the zoo CNN's pretrained weights, else a CNN trained briefly.
 local model
