@@ -84,7 +84,7 @@ torch_latency() {
 }
 
 printf '%s\n' "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, threads=$threads, median of $repeats," \
-  "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-default}, load average $(cut -d' ' -f1 /proc/loadavg)" |
+  "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-default}, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto}, load average $(cut -d' ' -f1 /proc/loadavg)" |
   paste -sd ' '
 
 printf '%s' "| model | sparsity | batch | FLOP ratio | dense ms | sped-up ms | time ratio | "

@@ -17,9 +17,13 @@ export OMP_NUM_THREADS=$threads
 # both engines lose badly (seen here: 20x at batch 1); passive waiting is each engine at its
 # best under load. Override with OMP_WAIT_POLICY=active on a quiet machine.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+# OPENBLAS_CORETYPE, when set, fixes OpenBLAS's kernels for both engines (both inherit it).
+# Unset, OpenBLAS 0.3.21 picks its Haswell kernels on this AVX-512 CPU and shrinkwrap re-selects
+# SkylakeX (src/tensor/blas.c) while PyTorch keeps Haswell for its BLAS calls (its convolutions
+# use oneDNN); OPENBLAS_CORETYPE=SkylakeX gives PyTorch the same kernels as shrinkwrap.
 torch_env=(env LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp)
 
-printf '%s\n' "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, threads=$threads, batch 128, OMP_WAIT_POLICY=$OMP_WAIT_POLICY, load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%s\n' "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, threads=$threads, batch 128, OMP_WAIT_POLICY=$OMP_WAIT_POLICY, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto}, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| model | metric | shrinkwrap | PyTorch | ratio (sw/torch) |\n|---|---|---|---|---|\n'
 for m in "${models[@]}"; do
   sw=$("$bin" bench "$m" --threads "$threads" --json)
