@@ -854,6 +854,56 @@ static void test_quant_lsq_scales_train(void **state) {
     sw_model_free(m);
 }
 
+/* With the data initialisation, LSQ's scales start at the paper's 2 mean|x| / sqrt(qmax): per
+ * output channel for the weight, per tensor for the input; NNI's 0.01 otherwise; and only an
+ * LsqQuantizer takes the option. */
+static void test_quant_lsq_data_init(void **state) {
+    (void)state;
+    sw_model *m = linear_model(4, 2);
+    float *w = m->nodes[1].layer->params[0].value.data; /* [2, 4] */
+    const float wv[8] = {0.5f, -0.5f, 1.0f, -1.0f, 0.1f, 0.2f, -0.3f, 0.0f};
+    memcpy(w, wv, sizeof wv);
+    sw_wrapper_set *ws = NULL;
+    CHECK(sw_wrapper_set_new(m, &ws));
+    cJSON *cl = parse("[{\"op_names\": [\"fc\"], \"quant_dtype\": \"int4\", "
+                      "\"quant_scheme\": \"symmetric\", \"target_names\": [\"_input_\", "
+                      "\"weight\"], \"target_settings\": {\"weight\": {\"granularity\": "
+                      "\"out_channel\"}}}]");
+    sw_compressor *c = NULL;
+    CHECK(sw_quantizer_lsq_new(ws, cl, NULL, &c));
+    CHECK(sw_quantizer_lsq_set_data_init(c, true));
+    float xin[8] = {1.0f, -2.0f, 3.0f, -4.0f, 0.5f, 0.5f, -0.5f, 0.5f};
+    sw_shape xs = {.ndim = 4, .dims = {2, 1, 1, 4}};
+    sw_tensor x = sw_tensor_view(xin, &xs);
+    float y[4];
+    eval_output(m, &x, y, 4);
+    sw_quantizer *q = sw_quantizer_of(c);
+    float f = 2.0f / sqrtf(7.0f); /* int4: qmax 7 */
+    sw_quant_target *tw = sw_quantizer_find(q, "fc", "weight");
+    assert_int_equal(tw->n_blocks, 2);
+    assert_float_equal(tw->scale[0], f * 0.75f, 1e-6);
+    assert_float_equal(tw->scale[1], f * 0.15f, 1e-6);
+    sw_quant_target *ti = sw_quantizer_find(q, "fc", "_input_0");
+    assert_int_equal(ti->n_blocks, 1);
+    assert_float_equal(ti->scale[0], f * 12.0f / 8.0f, 1e-6); /* mean |x| = 1.5 */
+    sw_compressor_free(c);
+
+    /* Without the option: 0.01 everywhere (NNI). */
+    CHECK(sw_quantizer_lsq_new(ws, cl, NULL, &c));
+    eval_output(m, &x, y, 4);
+    q = sw_quantizer_of(c);
+    assert_float_equal(sw_quantizer_find(q, "fc", "weight")->scale[1], 0.01f, 0);
+    sw_compressor_free(c);
+
+    CHECK(sw_quantizer_qat_new(ws, cl, NULL, 0, &c));
+    assert_int_equal(sw_quantizer_lsq_set_data_init(c, true), SW_ERR_ARG);
+    assert_non_null(strstr(sw_error_message(), "LsqQuantizer"));
+    sw_compressor_free(c);
+    sw_wrapper_set_release(ws);
+    cJSON_Delete(cl);
+    sw_model_free(m);
+}
+
 /* DoReFa's gradient quantization keeps each sample's output gradient within one level (plus the
  * noise) of the original, and leaves zero gradients zero. */
 static void test_quant_dorefa_gradient_quantization(void **state) {
@@ -1013,6 +1063,7 @@ int main(void) {
         cmocka_unit_test(test_quant_bn_fold_observed),
         cmocka_unit_test(test_quant_calibration_roundtrip),
         cmocka_unit_test(test_quant_lsq_scales_train),
+        cmocka_unit_test(test_quant_lsq_data_init),
         cmocka_unit_test(test_quant_dorefa_gradient_quantization),
         cmocka_unit_test(test_quant_fusion_with_pruner_and_distiller),
         cmocka_unit_test(test_quant_fusion_order_independent),

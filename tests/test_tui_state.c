@@ -280,6 +280,109 @@ static void test_tui_state_attach_list(void **state) {
     assert_true(log_contains(&f->st, "no compressor is attached"));
 }
 
+/* The forms follow the chain: compress starts from the training length when the chain trains
+ * (empty when one-shot); export offers masks and a sped-up model with a pruner and a
+ * calibration file with a quantizer; w opens the recipe form; S asks for a scan (refused while
+ * work runs). */
+static void test_tui_state_forms_follow_the_chain(void **state) {
+    fixture *f = *state;
+    f->st.defaults.epochs = 3;
+    f->st.n_chain = 1;
+    press1(&f->st, 'c');
+    assert_string_equal(sw_tui_form_field(&f->st.form, "epochs")->text, "");
+    press1(&f->st, SW_KEY_ESC);
+    f->st.chain_needs_limits = true;
+    press1(&f->st, 'c');
+    assert_string_equal(sw_tui_form_field(&f->st.form, "epochs")->text, "3");
+    press1(&f->st, SW_KEY_ESC);
+    press1(&f->st, 'e');
+    assert_null(sw_tui_form_field(&f->st.form, "masks"));
+    assert_null(sw_tui_form_field(&f->st.form, "calibration"));
+    assert_null(sw_tui_form_field(&f->st.form, "speedup"));
+    press1(&f->st, SW_KEY_ESC);
+    f->st.chain_has_pruner = f->st.chain_has_quantizer = true;
+    press1(&f->st, 'e');
+    assert_non_null(sw_tui_form_field(&f->st.form, "masks"));
+    assert_string_equal(sw_tui_form_field(&f->st.form, "calibration")->text, "");
+    assert_string_equal(sw_tui_form_field(&f->st.form, "speedup")->text, "");
+    press1(&f->st, SW_KEY_ESC);
+    press1(&f->st, 'w');
+    assert_int_equal(f->st.mode, SW_TUI_MODE_FORM);
+    assert_string_equal(sw_tui_form_field(&f->st.form, "path")->text, "fmnist_cnn.recipe.lua");
+    sw_tui_action act;
+    int flags = sw_tui_state_key(&f->st, SW_KEY_ENTER, &act);
+    assert_true(flags & SW_TUI_ACTION);
+    assert_int_equal(act.kind, SW_TUI_ACT_RECIPE);
+    flags = sw_tui_state_key(&f->st, 'S', &act);
+    assert_int_equal(act.kind, SW_TUI_ACT_SENSITIVITY);
+    f->st.work = SW_TUI_WORK_RUNNING;
+    flags = sw_tui_state_key(&f->st, 'S', &act);
+    assert_int_equal(act.kind, SW_TUI_ACT_NONE);
+    assert_true(log_contains(&f->st, "cannot start a sensitivity scan while work is running"));
+}
+
+/* The sensitivity table draws its cells as they fill (a dot while unmeasured, the drop in
+ * points once measured); s asks the running scan to stop; once idle any key closes it. */
+static void test_tui_state_sensitivity_table(void **state) {
+    fixture *f = *state;
+    sw_tui_sensitivity *sn = &f->st.sens;
+    sn->n = 1;
+    snprintf(sn->names[0], sizeof sn->names[0], "conv2");
+    const double ratios[4] = {0.25, 0.5, 0.75, 0.9};
+    for (int j = 0; j < 4; j++) {
+        sn->ratios[j] = ratios[j];
+        sn->acc[0][j] = NAN;
+    }
+    sn->baseline = 0.9;
+    sn->acc[0][0] = 0.875;
+    sn->done = 1;
+    sn->total = 4;
+    sn->test_n = 64;
+    f->st.mode = SW_TUI_MODE_SENS;
+    f->st.work = SW_TUI_WORK_RUNNING;
+    char *text = render(&f->st, 80, 24);
+    assert_non_null(strstr(text, "accuracy drop (1/4)"));
+    assert_non_null(strstr(text, "base 90.00%"));
+    assert_non_null(strstr(text, "2.5"));
+    assert_non_null(strstr(text, "points lost on 64 test images; s stops after this cell"));
+    free(text);
+    sw_tui_action act;
+    sw_tui_state_key(&f->st, 's', &act);
+    assert_int_equal(act.kind, SW_TUI_ACT_STOP);
+    assert_int_equal(f->st.work, SW_TUI_WORK_STOPPING);
+    f->st.work = SW_TUI_WORK_IDLE;
+    press1(&f->st, 'x');
+    assert_int_equal(f->st.mode, SW_TUI_MODE_NORMAL);
+}
+
+/* The before/after view shows both columns with their ratios; any key closes it. */
+static void test_tui_state_compare_view(void **state) {
+    fixture *f = *state;
+    sw_tui_compare *m = &f->st.compare;
+    snprintf(m->path, sizeof m->path, "fast.safetensors");
+    m->params[0] = 825000;
+    m->params[1] = 412500;
+    m->flops[0] = 9.48e6;
+    m->flops[1] = 4.74e6;
+    m->lat1[0] = 0.004;
+    m->lat1[1] = 0.002;
+    m->lat64[0] = 0.1;
+    m->lat64[1] = 0.05;
+    m->acc[0] = 0.9;
+    m->acc[1] = 0.9;
+    m->test_n = 256;
+    f->st.mode = SW_TUI_MODE_COMPARE;
+    char *text = render(&f->st, 80, 24);
+    assert_non_null(strstr(text, "Before / after speedup: fast.safetensors"));
+    assert_non_null(strstr(text, "2.00x"));
+    assert_non_null(strstr(text, "4.00 ms"));
+    assert_non_null(strstr(text, "+0.00 points"));
+    assert_non_null(strstr(text, "accuracy on 256 test images"));
+    free(text);
+    press1(&f->st, 'q'); /* closes the view, does not quit */
+    assert_int_equal(f->st.mode, SW_TUI_MODE_NORMAL);
+}
+
 /* ? opens the help; any other key but scrolling closes it. */
 static void test_tui_state_help_opens_and_closes(void **state) {
     fixture *f = *state;
@@ -768,6 +871,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_tui_state_pause_resume_stop, setup_cnn, teardown),
         cmocka_unit_test_setup_teardown(test_tui_state_busy_refuses_new_work, setup_cnn, teardown),
         cmocka_unit_test_setup_teardown(test_tui_state_attach_list, setup_cnn, teardown),
+        cmocka_unit_test_setup_teardown(test_tui_state_forms_follow_the_chain, setup_cnn, teardown),
+        cmocka_unit_test_setup_teardown(test_tui_state_sensitivity_table, setup_cnn, teardown),
+        cmocka_unit_test_setup_teardown(test_tui_state_compare_view, setup_cnn, teardown),
         cmocka_unit_test_setup_teardown(test_tui_state_help_opens_and_closes, setup_cnn, teardown),
         cmocka_unit_test_setup_teardown(test_tui_state_log_focus_scrolls, setup_cnn, teardown),
         cmocka_unit_test_setup_teardown(test_tui_state_train_form_validates_in_place, setup_cnn,

@@ -7,6 +7,7 @@
 
 #include "cli/options.h"
 #include "io/int8_model_file.h"
+#include "nn/latency.h"
 #include "nn/loss.h"
 #include "tensor/blas.h"
 #include "tensor/rng.h"
@@ -60,11 +61,6 @@ static void print_help(FILE *out) {
             "  --json                  one JSON object on stdout\n"
             "  --threads N             threads (default: all cores)\n"
             "  --seed N                seed of weights and data\n");
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static void fill_random(sw_tensor *t, sw_rng *rng) {
@@ -128,39 +124,6 @@ static sw_status bench_train(sw_model *model, int batch, int warmup, int steps, 
     free(labels);
     sw_tensor_deinit(&x);
     sw_tensor_deinit(&dlogits);
-    return st;
-}
-
-/* Median seconds of one eval-mode forward at `batch`. */
-static sw_status bench_latency(sw_model *model, int batch, int repeats, uint64_t seed,
-                               double *median) {
-    sw_shape xs;
-    SW_TRY(sw_shape_batched(&model->input_shape, batch, &xs));
-    sw_tensor x;
-    SW_TRY(sw_tensor_init(&x, &xs));
-    double *times = malloc((size_t)repeats * sizeof *times);
-    if (!times) {
-        sw_tensor_deinit(&x);
-        return SW_FAIL(SW_ERR_NOMEM, "bench: timings");
-    }
-    sw_rng rng;
-    sw_rng_init(&rng, seed, 4);
-    fill_random(&x, &rng);
-    sw_model_set_training(model, false);
-    sw_status st = SW_OK;
-    const sw_tensor *out = NULL;
-    for (int w = 0; w < 3 && st == SW_OK; w++) st = sw_model_forward(model, &x, &out);
-    for (int r = 0; r < repeats && st == SW_OK; r++) {
-        double t0 = sw_cli_now();
-        st = sw_model_forward(model, &x, &out);
-        times[r] = sw_cli_now() - t0;
-    }
-    if (st == SW_OK) {
-        qsort(times, (size_t)repeats, sizeof *times, cmp_double);
-        *median = times[repeats / 2];
-    }
-    free(times);
-    sw_tensor_deinit(&x);
     return st;
 }
 
@@ -255,7 +218,7 @@ int sw_cmd_bench(int argc, char **argv) {
         st = bench_train(model, (int)batch, (int)warmup, (int)steps, common.seed, &ips, &ips_cpu);
     double rss_train = peak_rss_mib();
     for (int i = 0; do_latency && st == SW_OK && i < n_lat; i++)
-        st = bench_latency(model, lat_batches[i], (int)repeats, common.seed, &latency[i]);
+        st = sw_model_latency(model, lat_batches[i], (int)repeats, common.seed, &latency[i]);
     if (st != SW_OK) {
         sw_compressor_free(pruner);
         sw_model_free(model);

@@ -29,6 +29,7 @@ enum {
     OPT_CALIBRATION,
     OPT_LOAD_CALIBRATION,
     OPT_QUANT_START_STEP,
+    OPT_LSQ_INIT,
 };
 
 static const struct option quantize_own_options[] = {
@@ -39,6 +40,7 @@ static const struct option quantize_own_options[] = {
     {"calibration", required_argument, NULL, OPT_CALIBRATION},
     {"load-calibration", required_argument, NULL, OPT_LOAD_CALIBRATION},
     {"quant-start-step", required_argument, NULL, OPT_QUANT_START_STEP},
+    {"lsq-init", required_argument, NULL, OPT_LSQ_INIT},
     {0, 0, 0, 0},
 };
 
@@ -68,7 +70,10 @@ static void print_help(FILE *out) {
             "  --load-calibration FILE  skip the method: quantize with this calibration config\n"
             "                           (from --calibration or a quantizer's export)\n"
             "  --quant-start-step N     qat: optimizer steps before fake-quantization starts\n"
-            "                           (default 0)\n\n"
+            "                           (default 0)\n"
+            "  --lsq-init nni|data      lsq: scales start at 0.01 (NNI, default) or at the LSQ\n"
+            "                           paper's 2 mean|x| / sqrt(qmax) of the values seen\n"
+            "                           (needed for 2-4 bits on a trained model)\n\n"
             "  Layers run in int8 when their weight and input are quantized with at most 8\n"
             "  bits (qat, ptq or lsq; the input per tensor); others run in float with their\n"
             "  quantized weights. qat, lsq, lsqplus, dorefa and bnn train for --epochs (default\n"
@@ -84,6 +89,7 @@ static void print_help(FILE *out) {
 typedef struct quantize_args {
     const char *model, *config, *method, *out, *calibration, *load_calibration;
     long quant_start_step;
+    bool lsq_data_init; /* --lsq-init data */
 } quantize_args;
 
 static int parse(int argc, char **argv, quantize_args *a, sw_cli_common *common,
@@ -123,6 +129,11 @@ static int parse(int argc, char **argv, quantize_args *a, sw_cli_common *common,
                                   &a->quant_start_step))
                 return SW_EXIT_USAGE;
             continue;
+        case OPT_LSQ_INIT:
+            if (strcmp(optarg, "nni") != 0 && strcmp(optarg, "data") != 0)
+                return sw_cli_usage_error(cmd, "--lsq-init is nni or data, not \"%s\"", optarg);
+            a->lsq_data_init = strcmp(optarg, "data") == 0;
+            continue;
         case '?':
             return sw_cli_usage_error(cmd, "unknown or incomplete option");
         default:
@@ -144,6 +155,8 @@ static int parse(int argc, char **argv, quantize_args *a, sw_cli_common *common,
                                   a->method);
     if (a->quant_start_step > 0 && strcmp(a->method, "qat") != 0)
         return sw_cli_usage_error(cmd, "--quant-start-step is for qat, not %s", a->method);
+    if (a->lsq_data_init && strcmp(a->method, "lsq") != 0)
+        return sw_cli_usage_error(cmd, "--lsq-init is for lsq, not %s", a->method);
     if (!plan->lr_given) plan->cfg.optim.lr = DEFAULT_QUANT_LR;
     return PARSE_GO;
 }
@@ -162,7 +175,10 @@ static sw_status build_quantizer(const quantize_args *a, sw_wrapper_set *ws, con
     const char *m = a->method;
     if (strcmp(m, "qat") == 0) return sw_quantizer_qat_new(ws, cfg, ev, a->quant_start_step, out);
     if (strcmp(m, "ptq") == 0) return sw_quantizer_ptq_new(ws, cfg, ev, out);
-    if (strcmp(m, "lsq") == 0) return sw_quantizer_lsq_new(ws, cfg, ev, out);
+    if (strcmp(m, "lsq") == 0) {
+        SW_TRY(sw_quantizer_lsq_new(ws, cfg, ev, out));
+        return a->lsq_data_init ? sw_quantizer_lsq_set_data_init(*out, true) : SW_OK;
+    }
     if (strcmp(m, "lsqplus") == 0) return sw_quantizer_lsqplus_new(ws, cfg, ev, out);
     if (strcmp(m, "dorefa") == 0) return sw_quantizer_dorefa_new(ws, cfg, ev, true, seed, out);
     return sw_quantizer_bnn_new(ws, cfg, ev, out);

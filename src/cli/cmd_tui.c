@@ -13,18 +13,20 @@
 #define DEFAULT_ZOO_MODEL "fmnist_cnn"
 #define DEFAULT_MODEL_FILE "assets/models/fmnist_cnn.safetensors"
 
-enum { OPT_RECORD = SW_OPT_FIRST_COMMAND, OPT_ASCII, OPT_NO_COLOR };
+enum { OPT_RECORD = SW_OPT_FIRST_COMMAND, OPT_ASCII, OPT_NO_COLOR, OPT_RECIPE };
 
 static const struct option tui_options[] = {
     {"record", required_argument, NULL, OPT_RECORD},
     {"ascii", no_argument, NULL, OPT_ASCII},
     {"no-color", no_argument, NULL, OPT_NO_COLOR},
+    {"recipe", required_argument, NULL, OPT_RECIPE},
     {0, 0, 0, 0},
 };
 
 static void print_help(FILE *out) {
     fprintf(out,
-            "usage: shrinkwrap tui [MODEL] [--data DIR] [--subset N] [--log FILE] [OPTIONS]\n\n"
+            "usage: shrinkwrap tui [MODEL] [--data DIR] [--subset N] [--log FILE]\n"
+            "                      [--recipe FILE.lua] [OPTIONS]\n\n"
             "Opens the workbench: the module tree, an inspector, live training metrics with\n"
             "charts, and a log. Press ? inside for every key.\n\n"
             "  MODEL                a .safetensors model file or a zoo name (default:\n"
@@ -33,6 +35,8 @@ static void print_help(FILE *out) {
             "  --log FILE           open the JSON-lines metrics log of an earlier run\n"
             "                       (`shrinkwrap train --log FILE`) and browse its charts\n"
             "  --record FILE        also write the workbench's own runs to FILE (JSON lines)\n"
+            "  --recipe FILE.lua    run a Lua recipe at start with live charts; its output\n"
+            "                       goes to the log pane and s stops it\n"
             "  --ascii              ASCII only (the default when the locale is not UTF-8)\n"
             "  --no-color           plain attributes (also when NO_COLOR is set)\n\n"
             "Data is loaded when training first starts (--data, --dataset, --subset and\n"
@@ -68,7 +72,7 @@ int sw_cmd_tui(int argc, char **argv) {
     const char *cmd = "tui";
     sw_cli_common common;
     sw_cli_common_defaults(&common);
-    const char *record = NULL;
+    const char *record = NULL, *recipe = NULL;
     bool ascii = false, no_color = false;
 
     struct option options[64];
@@ -91,6 +95,9 @@ int sw_cmd_tui(int argc, char **argv) {
         case OPT_NO_COLOR:
             no_color = true;
             continue;
+        case OPT_RECIPE:
+            recipe = optarg;
+            continue;
         case '?':
             return sw_cli_usage_error(cmd, "unknown or incomplete option");
         default:
@@ -106,6 +113,9 @@ int sw_cmd_tui(int argc, char **argv) {
                                   "--log %s: no such readable file (it names a log to "
                                   "open; --record writes one)",
                                   common.log_path);
+
+    if (recipe && access(recipe, R_OK) != 0)
+        return sw_cli_usage_error(cmd, "--recipe %s: no such readable file", recipe);
 
     bool utf8 = sw_tui_locale_init() && !ascii;
     const char *nc = getenv("NO_COLOR");
@@ -132,12 +142,14 @@ int sw_cmd_tui(int argc, char **argv) {
                              .seed = common.seed,
                              .replay_log = common.log_path,
                              .record_log = record,
+                             .recipe = recipe,
                              .utf8 = utf8};
     sw_tui_app *app = NULL;
     if (sw_tui_app_new(model, &cfg, &app) != SW_OK) return sw_cli_report("workbench");
     sw_tui_state *st = sw_tui_app_state(app);
     sw_tui_log_add(&st->log, SW_TUI_LOG_INFO, "%s", note);
-    sw_tui_log_add(&st->log, SW_TUI_LOG_INFO, "? lists every key; t trains; a attaches a pruner");
+    sw_tui_log_add(&st->log, SW_TUI_LOG_INFO,
+                   "? lists every key; t trains; a attaches a compressor; S scans sensitivity");
 
     sw_tui_io io;
     sw_tui_term_options topt = {.utf8 = utf8, .no_color = no_color};

@@ -488,6 +488,8 @@ sw_status sw_evaluator_evaluate(sw_evaluator *ev, sw_model *model, double *accur
             correct += sw_count_correct(logits, labels);
             loss_sum += batch_loss * b;
         }
+        if (s == SW_OK && ev->eval_progress)
+            ev->eval_progress(ev->eval_progress_ctx, at + b, ds->n);
     }
     sw_model_set_training(model, was_training);
     free(labels);

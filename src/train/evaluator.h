@@ -100,6 +100,11 @@ struct sw_evaluator {
     bool loader_ready;
     bool stop_requested; /* set by poll, by sw_evaluator_request_stop, or on a NaN loss */
     long n_runs;         /* sw_evaluator_train calls so far (seeds each run's dropout) */
+    /* Called by sw_evaluator_evaluate after each evaluation batch with the images done and the
+     * total, so a UI can redraw during the pass (the workbench's only stretch without step
+     * boundaries). An evaluation cannot be stopped: it always completes. NULL = none. */
+    void (*eval_progress)(void *ctx, int done, int total);
+    void *eval_progress_ctx;
 };
 
 /* Initialises an evaluator over borrowed datasets. */

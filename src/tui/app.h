@@ -38,7 +38,9 @@ typedef struct sw_tui_app_config {
     unsigned long seed;
     const char *replay_log; /* a metrics log to open at start, or NULL */
     const char *record_log; /* also write the workbench's runs as JSON lines here, or NULL */
+    const char *recipe;     /* a Lua recipe to run at start, with live metrics, or NULL */
     bool utf8;
+    int eval_batch; /* images per evaluation batch (0: the evaluator's default, 512) */
 } sw_tui_app_config;
 
 typedef struct sw_tui_app sw_tui_app;

@@ -21,12 +21,14 @@ static const sw_tui_help_line help_lines[] = {
     {"t", "train: epochs, steps, lr, batch, subset"},
     {"a", "attach a compressor to the selected modules"},
     {"d", "detach the newest compressor"},
-    {"c", "compress with the attached chain"},
+    {"c", "compress with the attached chain (trains when the chain does)"},
+    {"S", "sensitivity scan: L1Norm alone at 25-90% per selected module"},
     {"p", "pause / resume at the next step"},
-    {"s", "stop at the next step boundary"},
+    {"s", "stop at the next step boundary (or the scan after its cell)"},
     {NULL, "Files and view"},
     {"o", "open a metrics log (JSON lines) and chart it"},
-    {"e", "export the model (and masks) atomically"},
+    {"e", "export: model, masks, calibration, sped-up model + before/after"},
+    {"w", "save the set-up as a Lua recipe (shrinkwrap run)"},
     {"[ ]", "previous / next charts when not all fit"},
     {"Ctrl-L", "redraw the screen"},
     {"?", "this help"},
@@ -68,6 +70,8 @@ sw_status sw_tui_state_init(sw_tui_state *st, const sw_model *model, bool utf8) 
     snprintf(st->defaults.masks_path, sizeof st->defaults.masks_path, "%s.masks.safetensors",
              model->arch ? model->arch : "model");
     snprintf(st->defaults.log_path, sizeof st->defaults.log_path, "metrics.jsonl");
+    snprintf(st->defaults.recipe_path, sizeof st->defaults.recipe_path, "%s.recipe.lua",
+             model->arch ? model->arch : "model");
     snprintf(st->title, sizeof st->title, "%s", model->arch ? model->arch : "model");
     snprintf(st->data_desc, sizeof st->data_desc, "data not loaded");
     return SW_OK;
@@ -158,9 +162,18 @@ void sw_tui_state_open_form(sw_tui_state *st, sw_tui_form_id id) {
         break;
     case SW_TUI_FORM_COMPRESS:
         sw_tui_form_init(f, id, "Compress with the attached chain");
-        sw_tui_form_add_int(f, "epochs", "epochs", "", 0, 10000, true)->hint =
-            "training epochs during compression (empty with steps empty: one-shot)";
-        sw_tui_form_add_int(f, "steps", "steps", "", 0, 100000000, true)->hint =
+        /* A chain that trains starts from the training form's length; a one-shot one empty. */
+        a[0] = b[0] = '\0';
+        if (st->chain_needs_limits) {
+            fmt_long(a, sizeof a, d->epochs, true);
+            fmt_long(b, sizeof b, d->steps, true);
+            if (d->epochs <= 0) a[0] = '\0';
+        }
+        sw_tui_form_add_int(f, "epochs", "epochs", a, 0, 10000, true)->hint =
+            st->chain_needs_limits
+                ? "training epochs during compression (this chain trains: give epochs or steps)"
+                : "training epochs during compression (empty with steps empty: one-shot)";
+        sw_tui_form_add_int(f, "steps", "steps", b, 0, 100000000, true)->hint =
             "optimizer steps at most (empty: epochs decide)";
         break;
     case SW_TUI_FORM_OPEN_LOG:
@@ -172,13 +185,33 @@ void sw_tui_state_open_form(sw_tui_state *st, sw_tui_form_id id) {
         sw_tui_form_init(f, id, "Export");
         sw_tui_form_add_text(f, "path", "model file", SW_FIELD_PATH_OUT, d->export_path)->hint =
             "safetensors model, written atomically";
-        if (st->n_chain > 0) {
+        if (st->chain_has_pruner) {
             sw_tui_field *m =
                 sw_tui_form_add_text(f, "masks", "masks file", SW_FIELD_PATH_OUT, d->masks_path);
             m->optional = true;
             m->hint = "the chain's masks as safetensors (empty: none)";
             sw_tui_field_check(m);
         }
+        if (st->chain_has_quantizer) {
+            sw_tui_field *q = sw_tui_form_add_text(f, "calibration", "calibration",
+                                                   SW_FIELD_PATH_OUT, d->calibration_path);
+            q->optional = true;
+            q->hint = "the newest quantizer's scales and zero points as JSON (empty: none)";
+            sw_tui_field_check(q);
+        }
+        if (st->chain_has_pruner) {
+            sw_tui_field *p = sw_tui_form_add_text(f, "speedup", "sped-up model", SW_FIELD_PATH_OUT,
+                                                   d->speedup_path);
+            p->optional = true;
+            p->hint = "the masks' channels removed for real, then a before/after view "
+                      "(empty: none)";
+            sw_tui_field_check(p);
+        }
+        break;
+    case SW_TUI_FORM_RECIPE:
+        sw_tui_form_init(f, id, "Save the set-up as a Lua recipe");
+        sw_tui_form_add_text(f, "path", "recipe", SW_FIELD_PATH_OUT, d->recipe_path)->hint =
+            "rebuilds this chain with from_compressor; the model's weights go beside it";
         break;
     case SW_TUI_FORM_ATTACH:
         break; /* built by the algorithm's own form function (see the PICK mode) */
@@ -206,6 +239,14 @@ static void keep_defaults(sw_tui_state *st, const sw_tui_form *f) {
         snprintf(d->export_path, sizeof d->export_path, "%s", sw_tui_form_text(f, "path"));
         if (sw_tui_form_field((sw_tui_form *)f, "masks"))
             snprintf(d->masks_path, sizeof d->masks_path, "%s", sw_tui_form_text(f, "masks"));
+        if (sw_tui_form_field((sw_tui_form *)f, "calibration"))
+            snprintf(d->calibration_path, sizeof d->calibration_path, "%s",
+                     sw_tui_form_text(f, "calibration"));
+        if (sw_tui_form_field((sw_tui_form *)f, "speedup"))
+            snprintf(d->speedup_path, sizeof d->speedup_path, "%s", sw_tui_form_text(f, "speedup"));
+        break;
+    case SW_TUI_FORM_RECIPE:
+        snprintf(d->recipe_path, sizeof d->recipe_path, "%s", sw_tui_form_text(f, "path"));
         break;
     default:
         break;
@@ -239,6 +280,9 @@ static int form_key(sw_tui_state *st, int key, sw_tui_action *act) {
     case SW_TUI_FORM_ATTACH:
         act->kind = SW_TUI_ACT_ATTACH;
         act->algo = st->pick;
+        break;
+    case SW_TUI_FORM_RECIPE:
+        act->kind = SW_TUI_ACT_RECIPE;
         break;
     }
     return SW_TUI_HANDLED | SW_TUI_REDRAW | SW_TUI_ACTION;
@@ -317,6 +361,34 @@ static int confirm_key(sw_tui_state *st, int key, sw_tui_action *act) {
         return SW_TUI_HANDLED | SW_TUI_REDRAW;
     }
     return SW_TUI_HANDLED; /* the question stays until answered */
+}
+
+/* The before/after view: any key closes it. */
+static int compare_key(sw_tui_state *st) {
+    st->mode = SW_TUI_MODE_NORMAL;
+    return SW_TUI_HANDLED | SW_TUI_REDRAW;
+}
+
+/* The sensitivity table: s stops a running scan after the cell in progress; once it is over
+ * any key closes the table. */
+static int sens_key(sw_tui_state *st, int key, sw_tui_action *act) {
+    if (st->work == SW_TUI_WORK_IDLE) {
+        st->mode = SW_TUI_MODE_NORMAL;
+        return SW_TUI_HANDLED | SW_TUI_REDRAW;
+    }
+    if (key == 's' || key == SW_KEY_ESC) {
+        if (st->work != SW_TUI_WORK_STOPPING) {
+            st->work = SW_TUI_WORK_STOPPING;
+            sw_tui_log_add(&st->log, SW_TUI_LOG_INFO, "stopping the scan after this cell");
+        }
+        act->kind = SW_TUI_ACT_STOP;
+        return SW_TUI_HANDLED | SW_TUI_REDRAW | SW_TUI_ACTION;
+    }
+    if (key == 'q') {
+        st->mode = SW_TUI_MODE_CONFIRM;
+        return SW_TUI_HANDLED | SW_TUI_REDRAW;
+    }
+    return SW_TUI_HANDLED;
 }
 
 static int pick_key(sw_tui_state *st, int key) {
@@ -528,6 +600,13 @@ static int normal_key(sw_tui_state *st, int key, sw_tui_action *act) {
     case 'e':
         sw_tui_state_open_form(st, SW_TUI_FORM_EXPORT);
         return SW_TUI_HANDLED | SW_TUI_REDRAW;
+    case 'w':
+        if (!busy(st, "save a recipe")) sw_tui_state_open_form(st, SW_TUI_FORM_RECIPE);
+        return SW_TUI_HANDLED | SW_TUI_REDRAW;
+    case 'S':
+        if (busy(st, "start a sensitivity scan")) return SW_TUI_HANDLED | SW_TUI_REDRAW;
+        act->kind = SW_TUI_ACT_SENSITIVITY;
+        return SW_TUI_HANDLED | SW_TUI_REDRAW | SW_TUI_ACTION;
     case ']':
         st->chart_page++;
         return SW_TUI_HANDLED | SW_TUI_REDRAW;
@@ -563,6 +642,12 @@ int sw_tui_state_key(sw_tui_state *st, int key, sw_tui_action *act) {
             break;
         case SW_TUI_MODE_PICK:
             flags = pick_key(st, key);
+            break;
+        case SW_TUI_MODE_COMPARE:
+            flags = compare_key(st);
+            break;
+        case SW_TUI_MODE_SENS:
+            flags = sens_key(st, key, act);
             break;
         default:
             flags = normal_key(st, key, act);

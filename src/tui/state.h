@@ -26,6 +26,8 @@ typedef enum sw_tui_mode {
     SW_TUI_MODE_HELP,    /* the key list */
     SW_TUI_MODE_CONFIRM, /* "work is running: quit?" */
     SW_TUI_MODE_PICK,    /* choosing an algorithm to attach */
+    SW_TUI_MODE_COMPARE, /* the before/after view of a sped-up export */
+    SW_TUI_MODE_SENS,    /* the sensitivity scan's table */
 } sw_tui_mode;
 
 typedef enum sw_tui_focus {
@@ -48,6 +50,7 @@ typedef enum sw_tui_form_id {
     SW_TUI_FORM_OPEN_LOG,
     SW_TUI_FORM_EXPORT,
     SW_TUI_FORM_ATTACH,
+    SW_TUI_FORM_RECIPE,
 } sw_tui_form_id;
 
 typedef enum sw_tui_action_kind {
@@ -56,9 +59,11 @@ typedef enum sw_tui_action_kind {
     SW_TUI_ACT_COMPRESS, /* form: epochs, steps (the attached chain) */
     SW_TUI_ACT_STOP,     /* stop the running work at the next step boundary */
     SW_TUI_ACT_OPEN_LOG, /* form: path */
-    SW_TUI_ACT_EXPORT,   /* form: path (model), masks (optional path) */
+    SW_TUI_ACT_EXPORT,   /* form: path (model); optional masks, calibration, speedup paths */
     SW_TUI_ACT_ATTACH,   /* form: the algorithm's parameters; algo: its index; nodes: selection */
     SW_TUI_ACT_DETACH,   /* the newest compressor of the chain */
+    SW_TUI_ACT_RECIPE,   /* form: path (the Lua recipe to write) */
+    SW_TUI_ACT_SENSITIVITY, /* scan the selected modules (L1Norm alone at several ratios) */
 } sw_tui_action_kind;
 
 typedef struct sw_tui_action {
@@ -90,7 +95,36 @@ typedef struct sw_tui_defaults {
     char export_path[SW_TUI_FIELD_TEXT_MAX];
     char masks_path[SW_TUI_FIELD_TEXT_MAX];
     char log_path[SW_TUI_FIELD_TEXT_MAX];
+    char calibration_path[SW_TUI_FIELD_TEXT_MAX]; /* "" = none */
+    char speedup_path[SW_TUI_FIELD_TEXT_MAX];     /* "" = none */
+    char recipe_path[SW_TUI_FIELD_TEXT_MAX];
 } sw_tui_defaults;
+
+/* The before/after view of a sped-up export: [0] the masked model (masks baked into dense
+ * weights), [1] the sped-up one. */
+typedef struct sw_tui_compare {
+    char path[96];
+    double params[2], flops[2]; /* flops per image */
+    double lat1[2], lat64[2];   /* median seconds per forward at batch 1 and 64; < 0 unmeasured */
+    double acc[2];              /* test-subset accuracy in [0, 1]; < 0 when there is no data */
+    int test_n;                 /* images it was measured on */
+    double rel_diff;            /* the speedup self-check's relative difference */
+} sw_tui_compare;
+
+/* The sensitivity scan: each selected module pruned alone with L1Norm at each ratio. */
+#define SW_TUI_SENS_MAX 24
+#define SW_TUI_SENS_RATIOS 4
+typedef struct sw_tui_sensitivity {
+    int n;                      /* modules */
+    int nodes[SW_TUI_SENS_MAX]; /* graph nodes */
+    char names[SW_TUI_SENS_MAX][48];
+    double ratios[SW_TUI_SENS_RATIOS];               /* 0.25 0.5 0.75 0.9 */
+    double acc[SW_TUI_SENS_MAX][SW_TUI_SENS_RATIOS]; /* accuracy; NAN while not measured */
+    double baseline;                                 /* accuracy without pruning; NAN before */
+    int test_n;                                      /* images evaluated */
+    int done, total;                                 /* cells finished / planned */
+    bool stopped;                                    /* s ended it early */
+} sw_tui_sensitivity;
 
 typedef struct sw_tui_state {
     const sw_model *model; /* borrowed */
@@ -115,7 +149,9 @@ typedef struct sw_tui_state {
     sw_tui_algo_entry algos[SW_TUI_MAX_ALGOS];
     int n_chain;
     char chain[SW_TUI_MAX_CHAIN][160]; /* one line per attached compressor, oldest first */
-    char (*badges)[SW_TUI_BADGE_MAX];  /* owned [model->n_nodes]: "P:L1 .50", "" */
+    char (*badges)[SW_TUI_BADGE_MAX];  /* owned [model->n_nodes]: "P:L1 50% Q:int8", "" */
+    bool chain_needs_limits;           /* compressing trains: the form starts from training's */
+    bool chain_has_pruner, chain_has_quantizer; /* what the export form offers */
 
     /* Inspector content for the cursor, cached by (entry, version). */
     sw_tui_inspector inspector;
@@ -130,6 +166,9 @@ typedef struct sw_tui_state {
     char title[96];     /* the model's name, shown in the header */
     char data_desc[96]; /* "fashion-mnist: 512 train / 10000 test" or "data not loaded" */
     char replay[96];    /* the metrics log whose charts are shown, "" for the session's own */
+    int eval_done, eval_total; /* an evaluation pass in progress (images); total 0: none */
+    sw_tui_compare compare;    /* mode COMPARE */
+    sw_tui_sensitivity sens;   /* mode SENS */
 } sw_tui_state;
 
 /* Initialises the state over `model` (borrowed, must outlive the state). */

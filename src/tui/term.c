@@ -3,9 +3,11 @@
 #include "term.h"
 
 #include <curses.h>
+#include <errno.h>
 #include <langinfo.h>
 #include <locale.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
@@ -17,6 +19,10 @@ static bool term_active;
 static bool term_utf8;
 static bool term_color;
 static SCREEN *term_screen;
+/* Curses writes to its own duplicate of stdout, so the application may point file descriptors
+ * 1 and 2 elsewhere for a while (a recipe's print output goes to the log pane). */
+static FILE *term_out;
+static volatile int term_out_fd = STDOUT_FILENO; /* its descriptor, for the signal handler */
 static struct termios saved_tty;
 static bool saved_tty_ok;
 static volatile sig_atomic_t caught_signal;
@@ -41,7 +47,7 @@ static void on_signal(int sig) {
      * the terminal with async-signal-safe calls only and leave. */
     if (saved_tty_ok) tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
     static const char reset[] = "\033[?1049l\033[?25h\033[0m\r\n";
-    ssize_t ignored = write(STDOUT_FILENO, reset, sizeof reset - 1);
+    ssize_t ignored = write(term_out_fd, reset, sizeof reset - 1);
     (void)ignored;
     _exit(128 + sig);
 }
@@ -197,7 +203,19 @@ sw_status sw_tui_term_open(const sw_tui_term_options *opt, sw_tui_io *io) {
     sigaction(SIGHUP, &sa, NULL);
     caught_signal = 0;
 
-    term_screen = newterm(NULL, stdout, stdin);
+    int out_fd = dup(STDOUT_FILENO);
+    term_out = out_fd >= 0 ? fdopen(out_fd, "w") : NULL;
+    if (!term_out) {
+        if (out_fd >= 0) close(out_fd);
+        return SW_FAIL(SW_ERR_IO, "cannot duplicate the terminal's output: %s", strerror(errno));
+    }
+    term_out_fd = out_fd;
+    term_screen = newterm(NULL, term_out, stdin);
+    if (!term_screen) {
+        fclose(term_out);
+        term_out = NULL;
+        term_out_fd = STDOUT_FILENO;
+    }
     if (!term_screen)
         return SW_FAIL(SW_ERR_UNSUPPORTED,
                        "cannot start curses on TERM=%s: is its terminfo "
@@ -238,6 +256,9 @@ void sw_tui_term_close(void) {
     endwin();
     if (term_screen) delscreen(term_screen);
     term_screen = NULL;
+    term_out_fd = STDOUT_FILENO;
+    if (term_out) fclose(term_out);
+    term_out = NULL;
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);

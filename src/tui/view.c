@@ -123,7 +123,10 @@ static void draw_header(sw_tui_state *st, sw_tui_canvas *c, sw_tui_rect r) {
              sw_tui_human((double)sw_model_param_count(st->model), p, sizeof p),
              sw_tui_human(sw_model_flops(st->model), f, sizeof f), st->data_desc);
     char right[64];
-    if (st->work != SW_TUI_WORK_IDLE)
+    if (st->eval_total > 0)
+        snprintf(right, sizeof right, " evaluating %.0f%% ",
+                 100.0 * st->eval_done / st->eval_total);
+    else if (st->work != SW_TUI_WORK_IDLE)
         snprintf(right, sizeof right, " %s %.0f%% ", work_word(st),
                  100.0 * sw_tui_history_fraction(&st->history));
     else
@@ -550,15 +553,138 @@ static void draw_pick(sw_tui_state *st, sw_tui_canvas *c) {
     char title[96];
     snprintf(title, sizeof title, "Attach to %d module%s", n_sel, n_sel == 1 ? "" : "s");
     box(c, r, g_of(st), title);
-    for (int i = 0; i < st->n_algos && i < r.h - 4; i++) {
+    /* Scrolled so the highlighted row stays in view on short terminals. */
+    int rows = r.h - 4, first = st->pick >= rows ? st->pick - rows + 1 : 0;
+    for (int i = first; i < st->n_algos && i - first < rows; i++) {
         sw_tui_style s = i == st->pick ? SW_STYLE_CURSOR : SW_STYLE_BOX;
-        int y = r.y + 2 + i;
+        int y = r.y + 2 + i - first;
         sw_tui_canvas_fill(c, (sw_tui_rect){r.x + 2, y, r.w - 4, 1}, ' ', s);
         sw_tui_canvas_printf(c, r.x + 3, y, r.w - 5, s, "%-10s %-9s %s", st->algos[i].name,
                              st->algos[i].kind, st->algos[i].summary ? st->algos[i].summary : "");
     }
     sw_tui_canvas_text(c, r.x + 2, r.y + r.h - 2, r.w - 4, "Enter parameters  Esc cancel",
                        SW_STYLE_DIM);
+}
+
+/* "12.3 ms", "850 us" */
+static const char *fmt_seconds(double t, char *buf, size_t size) {
+    if (t < 0)
+        snprintf(buf, size, "-");
+    else if (t >= 1)
+        snprintf(buf, size, "%.2f s", t);
+    else if (t >= 1e-3)
+        snprintf(buf, size, "%.2f ms", 1e3 * t);
+    else
+        snprintf(buf, size, "%.0f us", 1e6 * t);
+    return buf;
+}
+
+/* One row of the before/after table: label, dense, sped up, and the ratio before / after. */
+static void compare_row(sw_tui_canvas *c, sw_tui_rect r, int y, const char *label, const char *a,
+                        const char *b, const char *ratio) {
+    sw_tui_canvas_text(c, r.x + 2, y, 16, label, SW_STYLE_KEY);
+    text_right(c, r.x + 32, y, 14, a, SW_STYLE_BOX);
+    text_right(c, r.x + 48, y, 14, b, SW_STYLE_BOX);
+    if (ratio) sw_tui_canvas_text(c, r.x + 50, y, r.w - 52, ratio, SW_STYLE_OK);
+}
+
+static void draw_compare(sw_tui_state *st, sw_tui_canvas *c) {
+    const sw_tui_compare *m = &st->compare;
+    sw_tui_rect r = centered(c, 66, 13);
+    char title[128];
+    snprintf(title, sizeof title, "Before / after speedup: %s", m->path);
+    box(c, r, g_of(st), title);
+    int y = r.y + 2;
+    text_right(c, r.x + 32, y, 14, "masked", SW_STYLE_TITLE_FOCUS);
+    text_right(c, r.x + 48, y, 14, "sped up", SW_STYLE_TITLE_FOCUS);
+    sw_tui_canvas_text(c, r.x + 50, y++, r.w - 52, "before/after", SW_STYLE_TITLE_FOCUS);
+    char a[32], b[32], q[48];
+    snprintf(q, sizeof q, "%.2fx", m->params[1] > 0 ? m->params[0] / m->params[1] : 0.0);
+    compare_row(c, r, y++, "parameters", sw_tui_human(m->params[0], a, sizeof a),
+                sw_tui_human(m->params[1], b, sizeof b), q);
+    snprintf(q, sizeof q, "%.2fx", m->flops[1] > 0 ? m->flops[0] / m->flops[1] : 0.0);
+    compare_row(c, r, y++, "FLOPs / image", sw_tui_human(m->flops[0], a, sizeof a),
+                sw_tui_human(m->flops[1], b, sizeof b), q);
+    const double *lat[2] = {m->lat1, m->lat64};
+    const char *lat_label[2] = {"latency batch 1", "latency batch 64"};
+    for (int i = 0; i < 2; i++) {
+        if (lat[i][0] > 0 && lat[i][1] > 0)
+            snprintf(q, sizeof q, "%.2fx", lat[i][0] / lat[i][1]);
+        else
+            snprintf(q, sizeof q, "-");
+        compare_row(c, r, y++, lat_label[i], fmt_seconds(lat[i][0], a, sizeof a),
+                    fmt_seconds(lat[i][1], b, sizeof b), q);
+    }
+    if (m->acc[0] >= 0 && m->acc[1] >= 0) {
+        snprintf(a, sizeof a, "%.2f%%", 100 * m->acc[0]);
+        snprintf(b, sizeof b, "%.2f%%", 100 * m->acc[1]);
+        snprintf(q, sizeof q, "%+.2f points", 100 * (m->acc[1] - m->acc[0]));
+        compare_row(c, r, y++, "accuracy", a, b, q);
+    } else {
+        compare_row(c, r, y++, "accuracy", "-", "-", "no data");
+    }
+    if (m->test_n > 0)
+        sw_tui_canvas_printf(c, r.x + 2, y + 1, r.w - 4, SW_STYLE_DIM,
+                             "accuracy on %d test images; latency: medians of timed forwards",
+                             m->test_n);
+    else
+        sw_tui_canvas_text(c, r.x + 2, y + 1, r.w - 4,
+                           "no test data; latency: medians of timed forwards", SW_STYLE_DIM);
+    sw_tui_canvas_printf(c, r.x + 2, y + 2, r.w - 4, SW_STYLE_DIM,
+                         "self-check: relative difference %.3g; any key closes", m->rel_diff);
+}
+
+/* The accuracy drop of one cell as a heat: dim when harmless, warn, then error. */
+static sw_tui_style heat(double drop) {
+    if (drop < 1) return SW_STYLE_OK;
+    if (drop < 5) return SW_STYLE_WARN;
+    return SW_STYLE_ERROR;
+}
+
+static void draw_sens(sw_tui_state *st, sw_tui_canvas *c) {
+    const sw_tui_sensitivity *sn = &st->sens;
+    int h = sn->n + 6, w = c->w - 4 < 72 ? c->w - 4 : 72;
+    sw_tui_rect r = centered(c, w, h);
+    char title[96];
+    snprintf(title, sizeof title, "Sensitivity: L1Norm alone, accuracy drop (%d/%d)", sn->done,
+             sn->total);
+    /* Cells: points of accuracy lost against the unpruned model (negative: gained). */
+    box(c, r, g_of(st), title);
+    int name_w = r.w - 4 - 9 * SW_TUI_SENS_RATIOS;
+    if (name_w < 8) name_w = 8;
+    int y = r.y + 2;
+    if (isnan(sn->baseline))
+        sw_tui_canvas_text(c, r.x + 2, y, name_w, "module", SW_STYLE_TITLE_FOCUS);
+    else
+        sw_tui_canvas_printf(c, r.x + 2, y, name_w, SW_STYLE_TITLE_FOCUS, "base %.2f%%",
+                             100 * sn->baseline);
+    for (int j = 0; j < SW_TUI_SENS_RATIOS; j++) {
+        char head[16];
+        snprintf(head, sizeof head, "%.0f%%", 100 * sn->ratios[j]);
+        text_right(c, r.x + 2 + name_w + 9 * (j + 1), y, 8, head, SW_STYLE_TITLE_FOCUS);
+    }
+    y++;
+    for (int i = 0; i < sn->n && y < r.y + r.h - 3; i++, y++) {
+        sw_tui_canvas_text(c, r.x + 2, y, name_w - 1, sn->names[i], SW_STYLE_BOX);
+        for (int j = 0; j < SW_TUI_SENS_RATIOS; j++) {
+            char cell[16];
+            double acc = sn->acc[i][j];
+            sw_tui_style style = SW_STYLE_DIM;
+            if (isnan(acc)) {
+                snprintf(cell, sizeof cell, ".");
+            } else {
+                double drop = 100 * (sn->baseline - acc);
+                snprintf(cell, sizeof cell, "%.1f", drop);
+                style = heat(drop);
+            }
+            text_right(c, r.x + 2 + name_w + 9 * (j + 1), y, 8, cell, style);
+        }
+    }
+    const char *foot = st->work != SW_TUI_WORK_IDLE ? "s stops after this cell"
+                       : sn->stopped                ? "stopped; any key closes"
+                                                    : "done; any key closes";
+    sw_tui_canvas_printf(c, r.x + 2, r.y + r.h - 2, r.w - 4, SW_STYLE_DIM,
+                         "points lost on %d test images; %s", sn->test_n, foot);
 }
 
 static void draw_confirm(sw_tui_state *st, sw_tui_canvas *c) {
@@ -616,6 +742,12 @@ void sw_tui_render(sw_tui_state *st, sw_tui_canvas *c) {
         break;
     case SW_TUI_MODE_CONFIRM:
         draw_confirm(st, c);
+        break;
+    case SW_TUI_MODE_COMPARE:
+        draw_compare(st, c);
+        break;
+    case SW_TUI_MODE_SENS:
+        draw_sens(st, c);
         break;
     default:
         break;

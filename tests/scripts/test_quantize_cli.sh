@@ -95,6 +95,10 @@ expect_grep "folded modules" "folded into them: bn1 relu1" "$work/out"
 expect_grep "four int8 layers" "int8 layers: conv1 conv2 fc1 fc2" "$work/out"
 
 # Errors name the entry and the key, or the option.
+expect_fail "--lsq-init only for lsq" "--lsq-init is for lsq" "$bin" quantize --model \
+  fmnist_mlp --config "$work/q.json" --method qat --lsq-init data --out "$work/x.safetensors"
+expect_fail "--lsq-init values" "--lsq-init is nni or data" "$bin" quantize --model \
+  fmnist_mlp --config "$work/q.json" --method lsq --lsq-init paper --out "$work/x.safetensors"
 expect_fail "unknown dtype" 'config_list\[0\]\.quant_dtype' "$bin" quantize --model \
   "$work/mlp.safetensors" --config '[{"op_types": ["Linear"], "quant_dtype": "int9x"}]' \
   "${data[@]}" --out "$work/x.safetensors"

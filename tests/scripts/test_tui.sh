@@ -176,6 +176,24 @@ wait_screen "export writes the masks" 'saved masks fmnist_cnn\.masks\.safetensor
 expect_ok "the pruned model loads" "$bin" info "$work/fmnist_cnn.trained.safetensors"
 grep -aq '"conv1.weight"' "$work/fmnist_cnn.masks.safetensors" && pass || fail "masks file names conv1.weight"
 
+section "speedup, recipe, sensitivity"
+keys e Down Down C-u
+keys -l "fast.safetensors"
+keys Enter
+wait_screen "a sped-up export shows the before/after view" 'Before / after speedup: fast\.safetensors' 120
+wait_screen "it compares parameters" 'parameters +[0-9.]+[kM]? +[0-9.]+[kM]? +[0-9.]+x'
+keys x
+expect_ok "the sped-up model loads" "$bin" info "$work/fast.safetensors"
+keys w C-u
+keys -l "wb.lua"
+keys Enter
+wait_screen "w saves a recipe" 'saved recipe wb\.lua'
+expect_ok "the recipe runs headless" "$bin" run "$work/wb.lua" --masks "$work/replay.masks.safetensors"
+expect_grep "the recipe writes its masks" "wrote masks" "$work/out"
+keys g S
+wait_screen "S fills the sensitivity table" 'accuracy drop \(4/4\)' 120
+keys x
+
 section "quit and signal while training"
 keys t Enter
 wait_screen "a second run trains (with the pruner attached)" 'train: 320 steps' 60
@@ -188,6 +206,13 @@ pane_pid=$(T display-message -p -t tui '#{pane_pid}')
 tui_pid=$(pgrep -P "$pane_pid" -f ' tui ' | head -1)
 if [ -n "$tui_pid" ]; then kill -TERM "$tui_pid"; pass; else fail "found the workbench's process"; fi
 wait_exit "SIGTERM ends the session" 143
+
+section "recipe inside the workbench"
+start 80 24 "${utf8[@]}" -- fmnist_cnn --recipe wb.lua
+wait_screen "--recipe shows the recipe's output in the log" 'wrote masks fmnist_cnn\.masks\.safetensors' 60
+wait_screen "and says when it finished" 'recipe wb\.lua finished'
+keys q
+wait_exit "q quits after a recipe" 0
 
 # --- a headless run's metrics log, replayed at 200x60 ---------------------------------------------
 section "replay"

@@ -2,9 +2,13 @@
  *
  * Each target's scale is a trainable parameter (the quantizer's optimizer group), initialised
  * to 0.01 in every block, and re-initialised at every forward until the first optimizer step
- * (NNI 3.0; the paper's 2 mean|x| / sqrt(qmax) initialisation is not used). The zero point is 0.
+ * (NNI 3.0, which comments the paper's initialisation out). The zero point is 0. On request
+ * (sw_quantizer_lsq_set_data_init) the scale starts as in the LSQ paper, 2 mean|x| / sqrt(qmax)
+ * per block of the value seen: 0.01 clips most of a trained model's weights and activations
+ * at 4 bits, and at NNI's learning rates the scaled gradient g moves it too slowly to recover.
  * Forward and gradients are lsq_clamp_round's (fake_quant.h): the scale's gradient is scaled by
  * g = 1/sqrt(qmax * numel(x)). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,12 +18,20 @@
 
 static sw_status lsq_observe(sw_quantizer *q, sw_quant_target *t, const sw_transform_call *call,
                              const sw_tensor *x) {
-    (void)call;
-    (void)x;
     if (q->initialised) return SW_OK;
-    for (size_t b = 0; b < t->n_blocks; b++) {
-        t->scale[b] = LSQ_INIT_SCALE;
-        t->zero_point[b] = 0.0f;
+    if (q->data_init) {
+        SW_TRY(sw_quantizer_block_mean_abs(t, x, sw_quantizer_call_arena(call), t->scale));
+        float factor = 2.0f / sqrtf((float)(t->qmax > 0 ? t->qmax : 1));
+        for (size_t b = 0; b < t->n_blocks; b++) {
+            /* An all-zero block (a pruned channel) keeps a usable scale: its values stay 0. */
+            t->scale[b] = t->scale[b] > 0 ? factor * t->scale[b] : LSQ_INIT_SCALE;
+            t->zero_point[b] = 0.0f;
+        }
+    } else {
+        for (size_t b = 0; b < t->n_blocks; b++) {
+            t->scale[b] = LSQ_INIT_SCALE;
+            t->zero_point[b] = 0.0f;
+        }
     }
     t->has_scale = true;
     return SW_OK;
@@ -70,4 +82,14 @@ sw_status sw_quantizer_lsq_from_compressor(sw_compressor *previous, const cJSON 
                                            sw_evaluator *ev, sw_compressor **out) {
     return sw_quantizer_build(calloc(1, sizeof(sw_quantizer)), &lsq_ops, &lsq_qops, NULL, previous,
                               config_list, ev, out);
+}
+
+sw_status sw_quantizer_lsq_set_data_init(sw_compressor *lsq, bool on) {
+    sw_quantizer *q = sw_quantizer_of(lsq);
+    if (!q || strcmp(lsq->ops->name, lsq_ops.name) != 0)
+        return SW_FAIL(SW_ERR_ARG, "the data initialisation of scales is an LsqQuantizer option");
+    if (q->initialised)
+        return SW_FAIL(SW_ERR_ARG, "LsqQuantizer: set the scale initialisation before training");
+    q->data_init = on;
+    return SW_OK;
 }

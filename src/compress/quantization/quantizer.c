@@ -151,6 +151,33 @@ sw_status sw_quantizer_block_minmax(const sw_quant_target *t, const sw_tensor *x
     return SW_OK;
 }
 
+sw_status sw_quantizer_block_mean_abs(const sw_quant_target *t, const sw_tensor *x,
+                                      sw_arena *arena, float *means) {
+    if (x->numel == 0)
+        return SW_FAIL(SW_ERR_SHAPE, "%s.%s: cannot average an empty value", t->module, t->name);
+    if (!t->has_scaling) {
+        double sum = 0;
+        for (size_t i = 0; i < x->numel; i++) sum += fabsf(x->data[i]);
+        means[0] = (float)(sum / (double)x->numel);
+        return SW_OK;
+    }
+    int *map = NULL;
+    SW_TRY(block_map(t, &x->shape, arena, &map));
+    /* Sums in double: a block of an activation holds up to batch * C * H * W values. */
+    double *sums = sw_arena_alloc(arena, t->n_blocks * sizeof *sums);
+    size_t *counts = sw_arena_alloc(arena, t->n_blocks * sizeof *counts);
+    if (!sums || !counts) return SW_FAIL(SW_ERR_NOMEM, "out of step memory");
+    memset(sums, 0, t->n_blocks * sizeof *sums);
+    memset(counts, 0, t->n_blocks * sizeof *counts);
+    for (size_t i = 0; i < x->numel; i++) {
+        sums[map[i]] += fabsf(x->data[i]);
+        counts[map[i]]++;
+    }
+    for (size_t b = 0; b < t->n_blocks; b++)
+        means[b] = counts[b] ? (float)(sums[b] / (double)counts[b]) : 0.0f;
+    return SW_OK;
+}
+
 /* Per-element copies of block values (scale or zero point) for a value of `shape`. */
 static sw_status expand(const float *blocks, const int *map, size_t n, sw_arena *arena,
                         float **out) {

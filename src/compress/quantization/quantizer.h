@@ -106,6 +106,7 @@ struct sw_quantizer {
     float *learnable_grad;   /* owned, same layout */
     long step;               /* optimizer steps seen (NNI's current_step) */
     bool initialised;        /* an optimizer step happened: LSQ/DoReFa/BNN stop initialising */
+    bool data_init;          /* LSQ: the paper's 2 mean|x| / sqrt(qmax) init instead of 0.01 */
     struct sw_bn_fold *fold; /* owned: fuse_names state (bn_fold.h), NULL when none */
 };
 
@@ -138,6 +139,10 @@ void sw_quantizer_scale_from_tracked(sw_quant_target *t);
  * mins[n_blocks], maxs[n_blocks]. Scratch memory comes from `arena` (step memory). */
 sw_status sw_quantizer_block_minmax(const sw_quant_target *t, const sw_tensor *x, sw_arena *arena,
                                     float *mins, float *maxs);
+/* Per-block mean of |x| of a value of target t (batched for activations): means[n_blocks].
+ * Scratch memory comes from `arena` (step memory). */
+sw_status sw_quantizer_block_mean_abs(const sw_quant_target *t, const sw_tensor *x,
+                                      sw_arena *arena, float *means);
 
 /* Applies t's fake-quantization (its method, scale and zero point in effect) to x into y (may
  * alias x), exactly as the target's transform does in a forward; a target without a scale

@@ -40,6 +40,11 @@ sw_status sw_quantizer_lsq_new(sw_wrapper_set *ws, const cJSON *config_list, sw_
                                sw_compressor **out);
 sw_status sw_quantizer_lsq_from_compressor(sw_compressor *previous, const cJSON *config_list,
                                            sw_evaluator *ev, sw_compressor **out);
+/* Beyond NNI: scales start as in the LSQ paper, 2 mean|x| / sqrt(qmax) per block of the value
+ * seen (re-initialised at every forward until the first optimizer step, like NNI's 0.01), which
+ * low-bit quantization of a trained model needs. Call before compressing; `lsq` must be an
+ * LsqQuantizer. */
+sw_status sw_quantizer_lsq_set_data_init(sw_compressor *lsq, bool on);
 
 /* LsqPlusQuantizer: LSQ with a trainable zero point too; init scale 0.01 and zero point
  * (qmax - qmin) / 2 per block. Warns when quant_scheme is not "affine". */
