@@ -580,6 +580,36 @@ static void test_lua_compress_quantizer_calibration(void **state) {
                         "quant_dtype = 'int17'}})", "config_list[1]");
 }
 
+/* LsqQuantizer's init argument: "data" starts the scales from the values seen (not NNI's 0.01),
+ * alone and from_compressor; anything else is refused. */
+static void test_lua_compress_lsq_init(void **state) {
+    sw_lua *lua = *state;
+    LUA_OK(lua, "local cfg = {{op_types = {'Linear'}, target_names = {'weight'},\n"
+                "              quant_dtype = 'int4', quant_scheme = 'symmetric'}}\n"
+                "local function first_scale(q)\n"
+                "  return q:get_calibration_config().fc1.weight.scale[1]\n"
+                "end\n"
+                "local m = tiny(3)\n"
+                "local q = sw.LsqQuantizer(m, cfg, evaluator(), 'data')\n"
+                "m:eval(); m(test:batch(1, 4))\n"
+                "local s = first_scale(q)\n"
+                "assert(s > 0 and math.abs(s - 0.01) > 1e-4, 'data init gave ' .. s)\n"
+                "q:unwrap_model()\n"
+                "local m2 = tiny(3)\n"
+                "local q2 = sw.LsqQuantizer(m2, cfg, evaluator())\n"
+                "m2:eval(); m2(test:batch(1, 4))\n"
+                "assert(math.abs(first_scale(q2) - 0.01) < 1e-7)\n"
+                "local m3 = tiny(3)\n"
+                "local p = sw.L1NormPruner(m3, {{op_names = {'fc1'}, sparse_ratio = 0.5}})\n"
+                "local q3 = sw.LsqQuantizer.from_compressor(p, cfg, 'data')\n"
+                "m3:eval(); m3(test:batch(1, 4))\n"
+                "assert(math.abs(first_scale(q3) - s) < 1e-6)\n");
+    lua_fails_with(lua, "sw.LsqQuantizer(tiny(), {{op_types = {'Linear'}, quant_dtype = 'int4'}}, "
+                        "evaluator(), 'paper')", "init must be");
+    lua_fails_with(lua, "sw.LsqQuantizer(tiny(), {{op_types = {'Linear'}, quant_dtype = 'int4'}}, "
+                        "evaluator(), 3)", "init (argument");
+}
+
 /* ---- speedup ------------------------------------------------------------------------------ */
 
 /* ModelSpeedup makes a smaller model that computes what the masked model computes; the report
@@ -697,6 +727,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_lua_compress_teacher_predict_errors, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lua_compress_adaptive1d, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lua_compress_lsq_init, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lua_compress_quantizer_calibration, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lua_compress_speedup, setup, teardown),

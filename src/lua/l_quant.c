@@ -12,6 +12,8 @@
  * quant_scheme, quant_bits, shape, scale, zero_point, tracked_min, tracked_max}, values as
  * row-major arrays over `shape`; an unset scale is sw.null.
  */
+#include <string.h>
+
 #include "../compress/quantization/quantizers.h"
 #include "binding.h"
 
@@ -22,7 +24,6 @@
                                                                out)                            \
                        : sw_quantizer_##algo##_new(a->ws, a->config, a->ev, out);              \
     }
-ONE_ARGLESS_BUILD(build_lsq, lsq)
 ONE_ARGLESS_BUILD(build_lsqplus, lsqplus)
 ONE_ARGLESS_BUILD(build_ptq, ptq)
 ONE_ARGLESS_BUILD(build_bnn, bnn)
@@ -34,6 +35,29 @@ static sw_status build_qat(lua_State *L, const sw_lua_build_args *a, sw_compress
     return a->from ? sw_quantizer_qat_from_compressor(a->previous, a->config, (long)start, a->ev,
                                                       out)
                    : sw_quantizer_qat_new(a->ws, a->config, a->ev, (long)start, out);
+}
+
+/* LsqQuantizer(model, config_list, evaluator, init = "nni"): "data" starts the scales as the
+ * LSQ paper does (2 mean|x| / sqrt(qmax)) instead of NNI's 0.01 (docs/QUANTIZATION.md). */
+static sw_status build_lsq(lua_State *L, const sw_lua_build_args *a, sw_compressor **out) {
+    const char *init = "nni";
+    if (!lua_isnil(L, a->args)) {
+        if (lua_type(L, a->args) != LUA_TSTRING)
+            luaL_error(L, "LsqQuantizer: init (argument %d) must be \"nni\" or \"data\", got %s",
+                       a->args, luaL_typename(L, a->args));
+        init = lua_tostring(L, a->args);
+        if (strcmp(init, "nni") != 0 && strcmp(init, "data") != 0)
+            luaL_error(L, "LsqQuantizer: init must be \"nni\" or \"data\", not \"%s\"", init);
+    }
+    SW_TRY(a->from ? sw_quantizer_lsq_from_compressor(a->previous, a->config, a->ev, out)
+                   : sw_quantizer_lsq_new(a->ws, a->config, a->ev, out));
+    if (strcmp(init, "data") != 0) return SW_OK;
+    sw_status st = sw_quantizer_lsq_set_data_init(*out, true);
+    if (st != SW_OK) {
+        sw_compressor_free(*out);
+        *out = NULL;
+    }
+    return st;
 }
 
 /* DoReFaQuantizer(model, config_list, evaluator, quantize_gradients = false, seed = 0) */
@@ -64,7 +88,7 @@ static sw_status build_fixed(lua_State *L, const sw_lua_build_args *a, sw_compre
 
 static const sw_lua_class quantizer_classes[] = {
     {.name = "QATQuantizer", .build = build_qat, .n_args = 1},
-    {.name = "LsqQuantizer", .build = build_lsq},
+    {.name = "LsqQuantizer", .build = build_lsq, .n_args = 1},
     {.name = "LsqPlusQuantizer", .build = build_lsqplus},
     {.name = "PtqQuantizer", .build = build_ptq},
     {.name = "DoReFaQuantizer", .build = build_dorefa, .n_args = 2},

@@ -105,8 +105,11 @@ static void qat_form(sw_tui_form *f) {
     sw_tui_form_add_int(f, "quant_start_step", "start_step", "0", 0, 100000000, false)->hint =
         "optimizer steps observed before fake-quantization starts (quant_start_step)";
 }
+static const char *const lsq_inits[] = {"nni", "data"};
 static void lsq_form(sw_tui_form *f) {
     quant_fields(f, 0, 1, 0);
+    sw_tui_form_add_choice(f, "init", "scale init", lsq_inits, 2, 0)->hint =
+        "nni: 0.01; data: 2 mean|x| / sqrt(qmax), the LSQ paper's (for 2-4 bits)";
 }
 static void lsqplus_form(sw_tui_form *f) {
     quant_fields(f, 0, 0, 0);
@@ -270,8 +273,15 @@ static sw_status build_qat(const sw_tui_build *b, sw_tui_chain_item *it) {
     return sw_quantizer_qat_from_compressor(b->previous, b->config, start, b->ev, &it->c);
 }
 static sw_status build_lsq(const sw_tui_build *b, sw_tui_chain_item *it) {
-    if (!b->previous) return sw_quantizer_lsq_new(b->ch->ws, b->config, b->ev, &it->c);
-    return sw_quantizer_lsq_from_compressor(b->previous, b->config, b->ev, &it->c);
+    SW_TRY(b->previous ? sw_quantizer_lsq_from_compressor(b->previous, b->config, b->ev, &it->c)
+                       : sw_quantizer_lsq_new(b->ch->ws, b->config, b->ev, &it->c));
+    if (strcmp(sw_tui_form_text(b->form, "init"), "data") != 0) return SW_OK;
+    sw_status st = sw_quantizer_lsq_set_data_init(it->c, true);
+    if (st != SW_OK) {
+        sw_compressor_free(it->c);
+        it->c = NULL;
+    }
+    return st;
 }
 static sw_status build_lsqplus(const sw_tui_build *b, sw_tui_chain_item *it) {
     if (!b->previous) return sw_quantizer_lsqplus_new(b->ch->ws, b->config, b->ev, &it->c);
@@ -379,6 +389,12 @@ static int lua_qat(const sw_tui_chain_item *it, const char *prev, const char *cf
     snprintf(extra, sizeof extra, ", %ld", sw_tui_form_int(&it->params, "quant_start_step", 0));
     return lua_call(it, prev, cfg, extra, buf, size);
 }
+static int lua_lsq(const sw_tui_chain_item *it, const char *prev, const char *cfg, char *buf,
+                   size_t size) {
+    char extra[32];
+    snprintf(extra, sizeof extra, ", \"%s\"", sw_tui_form_text(&it->params, "init"));
+    return lua_call(it, prev, cfg, extra, buf, size);
+}
 static int lua_dorefa(const sw_tui_chain_item *it, const char *prev, const char *cfg, char *buf,
                       size_t size) {
     const char *g = sw_tui_form_text(&it->params, "quantize_gradients");
@@ -432,7 +448,7 @@ static const sw_tui_algo algos[] = {
             "a Conv2d or Linear", quant_config, build_qat, lua_qat),
     TRAINED("LSQ", "quantizer", "Q", SW_TUI_QUANTIZER, SW_TUI_NEEDS_LIMITS,
             "trainable scales (symmetric)", lsq_form, weight_layers, "a Conv2d or Linear",
-            quant_config, build_lsq, lua_plain),
+            quant_config, build_lsq, lua_lsq),
     TRAINED("LSQ+", "quantizer", "Q", SW_TUI_QUANTIZER, SW_TUI_NEEDS_LIMITS,
             "trainable scales and zero points (affine)", lsqplus_form, weight_layers,
             "a Conv2d or Linear", quant_config, build_lsqplus, lua_plain),
