@@ -511,6 +511,12 @@ static void test_tui_app_three_way_chain(void **state) {
     assert_true(inspector_has(in, "> weight", "50.0% zero"));
     assert_true(inspector_has(in, "q weight", "int8 affine scale"));
     assert_true(inspector_has(in, "q _input_0", "min"));
+    /* The mask's picture: 128 of fc1's 256 rows kept, 3 rows a character over two lines. */
+    assert_true(inspector_has(in, "kept 128/256", ""));
+    assert_true(inspector_has(in, "", "one character per 3 channels"));
+    for (int i = 0; i < in->n; i++)
+        if (strcmp(in->rows[i].label, "kept 128/256") == 0)
+            assert_int_equal(strspn(in->rows[i].value, "#.+"), 48);
     in = inspect_module(st, "fc3");
     assert_true(inspector_has(in, "d _output_0", "kl x1 <- teacher fc3"));
     assert_true(inspector_has(in, "d _output_0", "term"));

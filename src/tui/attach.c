@@ -749,6 +749,52 @@ static double mask_sparsity(const sw_target *t, const sw_wrapper_set *ws) {
     return n ? (double)z / (double)n : 0;
 }
 
+/* A picture of which output channels of a weight's mask are kept, one character per channel
+ * ('#' kept, '.' pruned), in rows of SW_MASK_PICTURE_WIDTH; beyond two rows each character
+ * stands for a group of channels ('+' where the group is partly kept). */
+#define SW_MASK_PICTURE_WIDTH 48
+static void inspect_mask_picture(const sw_target *t, const sw_wrapper_set *ws,
+                                 sw_tui_inspector *out) {
+    if (t->kind != SW_TARGET_PARAM || strcmp(t->name, "weight") != 0 || t->shape.ndim < 2) return;
+    size_t n;
+    float *m = target_mask(t, ws, &n);
+    if (!m) return;
+    int channels = t->shape.dims[0];
+    size_t per_channel = n / (size_t)channels;
+    bool *kept = malloc((size_t)channels * sizeof *kept); /* owned here: per output channel */
+    if (!kept) {
+        free(m);
+        return;
+    }
+    int kept_total = 0;
+    for (int c = 0; c < channels; c++) {
+        kept[c] = false;
+        for (size_t k = 0; k < per_channel && !kept[c]; k++)
+            kept[c] = m[(size_t)c * per_channel + k] != 0;
+        kept_total += kept[c];
+    }
+    free(m);
+    int group = 1;
+    if (channels > 2 * SW_MASK_PICTURE_WIDTH)
+        group = (channels + 2 * SW_MASK_PICTURE_WIDTH - 1) / (2 * SW_MASK_PICTURE_WIDTH);
+    int cells = (channels + group - 1) / group;
+    char row[SW_MASK_PICTURE_WIDTH + 1], label[24];
+    snprintf(label, sizeof label, "kept %d/%d", kept_total, channels);
+    for (int first = 0; first < cells; first += SW_MASK_PICTURE_WIDTH) {
+        int at = 0;
+        for (int cell = first; cell < cells && at < SW_MASK_PICTURE_WIDTH; cell++) {
+            int k = 0, total = 0;
+            for (int c = cell * group; c < channels && c < (cell + 1) * group; c++, total++)
+                k += kept[c];
+            row[at++] = k == total ? '#' : k == 0 ? '.' : '+';
+        }
+        row[at] = '\0';
+        sw_tui_inspect_add(out, first == 0 ? label : "", SW_STYLE_OK, "%s", row);
+    }
+    if (group > 1) sw_tui_inspect_add(out, "", SW_STYLE_DIM, "one character per %d channels", group);
+    free(kept);
+}
+
 /* The chain item that attached transform `tf`, or NULL. */
 static const sw_tui_chain_item *owner_of(const sw_tui_chain *ch, const sw_transform *tf) {
     for (int i = 0; i < ch->n; i++)
@@ -918,6 +964,7 @@ void sw_tui_chain_inspect(void *ctx, int node, sw_tui_inspector *out) {
             sw_tui_inspect_add(out, label, SW_STYLE_OK, "%s: %.1f%% zero", line, 100 * sp);
         else
             sw_tui_inspect_add(out, label, SW_STYLE_OK, "%s", line);
+        if (sp >= 0) inspect_mask_picture(t, ch->ws, out);
     }
     inspect_quantizers(ch, node, out);
     inspect_distillers(ch, node, out);
