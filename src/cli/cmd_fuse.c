@@ -9,6 +9,7 @@
 #include "compress/masks_io.h"
 #include "compress/pruning/pruners.h"
 #include "io/model_file.h"
+#include "speedup/speedup.h"
 
 #define DEFAULT_EPOCHS 3
 /* parse()'s results besides an exit code: go on, or help was printed. */
@@ -26,6 +27,7 @@ enum {
     OPT_ORIGIN_LOSS_LAMBDA,
     OPT_OUT,
     OPT_SAVE_MODEL,
+    OPT_SPEEDUP_FIRST,
 };
 
 static const struct option fuse_own_options[] = {
@@ -38,6 +40,7 @@ static const struct option fuse_own_options[] = {
     {"origin-loss-lambda", required_argument, NULL, OPT_ORIGIN_LOSS_LAMBDA},
     {"out", required_argument, NULL, OPT_OUT},
     {"save-model", required_argument, NULL, OPT_SAVE_MODEL},
+    {"speedup-first", no_argument, NULL, OPT_SPEEDUP_FIRST},
     {0, 0, 0, 0},
 };
 
@@ -77,7 +80,13 @@ static void print_help(FILE *out) {
             "  --teacher FILE|NAME      the teacher (default: a copy of --model as loaded)\n"
             "  --origin-loss-lambda X   weight of the task loss (default %g)\n"
             "  --out FILE               where to write the masks (.safetensors)\n"
-            "  --save-model FILE        also write the pruned model, masks baked in\n\n",
+            "  --save-model FILE        also write the pruned model, masks baked in\n"
+            "  --speedup-first          once the one-shot masks are fixed, remove the pruned\n"
+            "                           channels (ModelSpeedup, self-checked) and train the\n"
+            "                           small model: it computes what the masked model\n"
+            "                           computes, so training follows the same path (up to\n"
+            "                           float rounding) at a fraction of the cost; with\n"
+            "                           --save-model the sped-up model is written\n\n",
             SW_DISTILL_ORIGIN_LOSS_LAMBDA_DEFAULT);
     sw_print_training_help(out, DEFAULT_EPOCHS);
     fprintf(out, "  (fuse's default --lr is %g: it fine-tunes a trained model)\n\n",
@@ -147,6 +156,7 @@ static double masked_fraction(const sw_masks *m) {
 typedef struct fuse_args {
     const char *model, *teacher, *pruner, *prune_cfg, *distiller, *distill_cfg, *out, *save;
     double origin_lambda;
+    bool speedup_first; /* train the sped-up model instead of the masked full-width one */
 } fuse_args;
 
 /* Options into a, common and plan; PARSE_GO, PARSE_HELP or an exit code (usage error). */
@@ -192,6 +202,9 @@ static int parse(int argc, char **argv, fuse_args *a, sw_cli_common *common,
         case OPT_SAVE_MODEL:
             a->save = optarg;
             continue;
+        case OPT_SPEEDUP_FIRST:
+            a->speedup_first = true;
+            continue;
         case '?':
             return sw_cli_usage_error(cmd, "unknown or incomplete option");
         default:
@@ -221,6 +234,40 @@ static int parse(int argc, char **argv, fuse_args *a, sw_cli_common *common,
     return PARSE_GO;
 }
 
+/* The distiller of --distiller on a wrapper set (speedup-first) or fused on `previous`. */
+static sw_status make_distiller(const fuse_args *a, sw_wrapper_set *ws, sw_compressor *previous,
+                                const cJSON *dcfg, sw_evaluator *ev, sw_model *teacher,
+                                sw_compressor **out) {
+    bool adaptive = strcmp(a->distiller, "adaptive1d") == 0;
+    if (previous)
+        return adaptive ? sw_distiller_adaptive1d_from_compressor(previous, dcfg, teacher, NULL,
+                                                                  NULL, a->origin_lambda, NULL,
+                                                                  out)
+                        : sw_distiller_dynamic_from_compressor(previous, dcfg, teacher, NULL, NULL,
+                                                               a->origin_lambda, NULL, out);
+    return adaptive ? sw_distiller_adaptive1d_new(ws, dcfg, ev, teacher, NULL, NULL,
+                                                  a->origin_lambda, out)
+                    : sw_distiller_dynamic_new(ws, dcfg, ev, teacher, NULL, NULL, a->origin_lambda,
+                                               out);
+}
+
+/* The model with the channels `masks` prune removed (ModelSpeedup on a clone without wrappers,
+ * which refuses when its self-check against the masked model fails). Caller owns *small. */
+static sw_status shrink(const sw_model *model, const sw_masks *masks, sw_model **small) {
+    sw_mask_set *ms = NULL;
+    sw_model *clone = NULL;
+    sw_speedup *sp = NULL;
+    sw_status st = sw_mask_set_from_masks(masks, &ms);
+    if (st == SW_OK) st = sw_model_clone(model, &clone);
+    if (st == SW_OK) st = sw_speedup_new(clone, NULL, ms, NULL, &sp);
+    if (st == SW_OK) st = sw_speedup_model(sp, small);
+    sw_speedup_free(sp);
+    sw_model_free(clone);
+    sw_mask_set_free(ms);
+    if (st != SW_OK) sw_error_prefix("--speedup-first");
+    return st;
+}
+
 int sw_cmd_fuse(int argc, char **argv) {
     sw_cli_common common;
     sw_training_plan plan;
@@ -241,8 +288,9 @@ int sw_cmd_fuse(int argc, char **argv) {
     int rc = SW_EXIT_FAIL;
     sw_dataset *train = NULL, *test = NULL;
     sw_model *model = NULL, *teacher = NULL;
+    sw_model *small = NULL; /* --speedup-first: the sped-up model that trains */
     cJSON *pcfg = NULL, *dcfg = NULL;
-    sw_wrapper_set *ws = NULL;
+    sw_wrapper_set *ws = NULL, *small_ws = NULL;
     sw_compressor *pruner = NULL, *distiller = NULL;
     sw_evaluator ev;
     bool ev_ready = false;
@@ -292,14 +340,8 @@ int sw_cmd_fuse(int argc, char **argv) {
         goto done;
     }
     print_warnings(pruner);
-    if (dcfg) {
-        sw_status st =
-            strcmp(a.distiller, "adaptive1d") == 0
-                ? sw_distiller_adaptive1d_from_compressor(pruner, dcfg, teacher, NULL, NULL,
-                                                          a.origin_lambda, NULL, &distiller)
-                : sw_distiller_dynamic_from_compressor(pruner, dcfg, teacher, NULL, NULL,
-                                                       a.origin_lambda, NULL, &distiller);
-        if (st != SW_OK) {
+    if (dcfg && !a.speedup_first) {
+        if (make_distiller(&a, NULL, pruner, dcfg, &ev, teacher, &distiller) != SW_OK) {
             rc = sw_cli_report("--distill-config");
             goto done;
         }
@@ -307,15 +349,44 @@ int sw_cmd_fuse(int argc, char **argv) {
     }
 
     char buf[2][32];
-    fprintf(stderr, "model %s: %s parameters, %s FLOPs per image; %s%s%s\n", model->arch,
+    const char *distiller_name = !dcfg                                       ? NULL
+                                 : strcmp(a.distiller, "adaptive1d") == 0 ? "Adaptive1dLayerwiseDistiller"
+                                                                          : "DynamicLayerwiseDistiller";
+    fprintf(stderr, "model %s: %s parameters, %s FLOPs per image; %s%s%s%s\n", model->arch,
             sw_cli_human((double)sw_model_param_count(model), buf[0], sizeof buf[0]),
             sw_cli_human(sw_model_flops(model), buf[1], sizeof buf[1]),
-            distiller ? distiller->ops->name : "fine-tune with masks held",
-            distiller ? " fused on " : " after ", pruner->ops->name);
+            distiller_name ? distiller_name : "fine-tune with masks held",
+            distiller_name ? " fused on " : " after ", pruner->ops->name,
+            a.speedup_first ? ", training the sped-up model" : "");
 
     double t0 = sw_cli_now();
     sw_status st = SW_OK;
-    if (distiller) {
+    const char *stage = distiller_name ? "fused compress" : "prune and fine-tune";
+    if (a.speedup_first) {
+        /* The masks of a one-shot pruner are final once generated: remove what they prune,
+         * then train only what is left (the distiller on the small model's own wrappers). */
+        st = sw_compressor_compress(pruner, -1, -1);
+        if (st == SW_OK) st = sw_pruner_get_masks(pruner, &masks);
+        if (st == SW_OK && (st = shrink(model, &masks, &small)) != SW_OK) stage = "speedup";
+        if (st == SW_OK) {
+            fprintf(stderr, "sped up: %s parameters, %s FLOPs per image\n",
+                    sw_cli_human((double)sw_model_param_count(small), buf[0], sizeof buf[0]),
+                    sw_cli_human(sw_model_flops(small), buf[1], sizeof buf[1]));
+            if (dcfg) {
+                st = sw_wrapper_set_new(small, &small_ws);
+                if (st == SW_OK)
+                    st = make_distiller(&a, small_ws, NULL, dcfg, &ev, teacher, &distiller);
+                if (st == SW_OK) {
+                    print_warnings(distiller);
+                    st = sw_compressor_compress(distiller, plan.steps, plan.epochs);
+                } else {
+                    stage = "--distill-config";
+                }
+            } else if (trains) {
+                st = sw_evaluator_train(&ev, small, plan.steps, plan.epochs);
+            }
+        }
+    } else if (distiller) {
         /* (b) one fused compress: masks at the start, then training with distillation. */
         st = sw_compressor_compress(distiller, plan.steps, plan.epochs);
     } else {
@@ -331,12 +402,13 @@ int sw_cmd_fuse(int argc, char **argv) {
         goto done;
     }
     if (st != SW_OK) {
-        rc = sw_cli_report(distiller ? "fused compress" : "prune and fine-tune");
+        rc = sw_cli_report(stage);
         goto done;
     }
     double accuracy = 0, loss = 0;
-    if (sw_pruner_get_masks(pruner, &masks) != SW_OK ||
-        sw_evaluator_evaluate(&ev, model, &accuracy, &loss) != SW_OK) {
+    sw_model *trained = small ? small : model;
+    if ((!small && sw_pruner_get_masks(pruner, &masks) != SW_OK) ||
+        sw_evaluator_evaluate(&ev, trained, &accuracy, &loss) != SW_OK) {
         rc = sw_cli_report("evaluation");
         goto done;
     }
@@ -369,9 +441,11 @@ int sw_cmd_fuse(int argc, char **argv) {
     }
     printf("masks: %s (%d tensors)\n", a.out, masks.n);
     if (a.save) {
-        /* Unwrapping bakes the masks into the weights: the file holds the pruned model. */
-        if (sw_compressor_unwrap_model(distiller ? distiller : pruner) != SW_OK ||
-            sw_model_save(model, a.save, meta + 2) != SW_OK) {
+        /* Unwrapping bakes the masks into the weights: the file holds the pruned model (with
+         * --speedup-first, the sped-up model, whose wrappers hold only distillation captures). */
+        sw_compressor *outer = small ? distiller : (distiller ? distiller : pruner);
+        if ((outer && sw_compressor_unwrap_model(outer) != SW_OK) ||
+            sw_model_save(trained, a.save, meta + 2) != SW_OK) {
             rc = sw_cli_report(a.save);
             goto done;
         }
@@ -382,7 +456,9 @@ done:
     sw_masks_deinit(&masks);
     sw_compressor_free(distiller);
     sw_compressor_free(pruner);
+    sw_wrapper_set_release(small_ws);
     sw_wrapper_set_release(ws);
+    sw_model_free(small);
     if (common.log_path) sw_jsonl_log_close(&log);
     if (ev_ready) sw_evaluator_deinit(&ev);
     cJSON_Delete(pcfg);

@@ -503,10 +503,7 @@ static void print_speedup_estimate(const sw_model *model, const sw_masks *masks)
     sw_speedup_options opt = sw_speedup_options_default();
     opt.probe_batch = 2;
     opt.force = true; /* only the counts are wanted here */
-    sw_status st = sw_mask_set_new(&ms);
-    for (int i = 0; st == SW_OK && i < masks->n; i++)
-        st = sw_mask_set_add(ms, masks->items[i].module, masks->items[i].target,
-                             &masks->items[i].mask);
+    sw_status st = sw_mask_set_from_masks(masks, &ms);
     if (st == SW_OK) st = sw_speedup_new(model, NULL, ms, &opt, &s);
     if (st == SW_OK) st = sw_speedup_model(s, &fast);
     if (st != SW_OK) {

@@ -357,12 +357,8 @@ sw_mask_set *sw_lua_check_mask_set(lua_State *L, int idx, const char *what) {
     int box = lua_gettop(L);
     void **slot = sw_lua_push_box(L, mask_set_free);
     sw_mask_set *ms = NULL;
-    if (sw_mask_set_new(&ms) != SW_OK) sw_lua_raise(L, what);
+    if (sw_mask_set_from_masks(m, &ms) != SW_OK) sw_lua_raise(L, what);
     *slot = ms;
-    for (int i = 0; i < m->n; i++)
-        if (sw_mask_set_add(ms, m->items[i].module, m->items[i].target, &m->items[i].mask) !=
-            SW_OK)
-            sw_lua_raise(L, what);
     sw_lua_box_free(L, box);
     lua_remove(L, box);
     return ms;

@@ -235,3 +235,18 @@ sw_status sw_mask_set_check(const sw_mask_set *ms, const sw_model *model) {
     }
     return SW_OK;
 }
+
+sw_status sw_mask_set_from_masks(const sw_masks *masks, sw_mask_set **out) {
+    sw_mask_set *ms = NULL;
+    SW_TRY(sw_mask_set_new(&ms));
+    for (int i = 0; i < masks->n; i++) {
+        sw_status st = sw_mask_set_add(ms, masks->items[i].module, masks->items[i].target,
+                                       &masks->items[i].mask);
+        if (st != SW_OK) {
+            sw_mask_set_free(ms);
+            return st;
+        }
+    }
+    *out = ms;
+    return SW_OK;
+}

@@ -17,6 +17,7 @@
 #ifndef SW_SPEEDUP_MASK_SET_H
 #define SW_SPEEDUP_MASK_SET_H
 
+#include "../compress/masks.h"
 #include "../io/safetensors.h"
 #include "../nn/model.h"
 
@@ -44,6 +45,10 @@ sw_status sw_mask_set_add_named(sw_mask_set *ms, const char *full_name, const sw
 
 /* The mask of (module, target), or NULL. Borrowed from the set. */
 const sw_tensor *sw_mask_set_find(const sw_mask_set *ms, const char *module, const char *target);
+
+/* A copy of a compressor's masks (sw_pruner_get_masks, sw_masks_load) as a set. Caller owns
+ * *out. */
+sw_status sw_mask_set_from_masks(const sw_masks *masks, sw_mask_set **out);
 
 /* Every tensor of a parsed safetensors file as a mask (metadata ignored). Caller owns *out. */
 sw_status sw_mask_set_from_safetensors(const sw_safetensors *st, sw_mask_set **out);

@@ -718,9 +718,7 @@ sw_status sw_tui_chain_speedup(const sw_tui_chain *ch, sw_model **fast, sw_speed
     sw_speedup *sp = NULL;
     /* The clone has the raw weights and no wrappers: speedup applies the masks itself. */
     sw_status s = sw_pruner_get_masks(ch->items[ch->n - 1].c, &masks);
-    if (s == SW_OK) s = sw_mask_set_new(&ms);
-    for (int i = 0; s == SW_OK && i < masks.n; i++)
-        s = sw_mask_set_add(ms, masks.items[i].module, masks.items[i].target, &masks.items[i].mask);
+    if (s == SW_OK) s = sw_mask_set_from_masks(&masks, &ms);
     if (s == SW_OK) s = sw_model_clone(ch->model, &clone);
     if (s == SW_OK) s = sw_speedup_new(clone, NULL, ms, NULL, &sp);
     if (s == SW_OK) {
@@ -778,7 +776,7 @@ static void inspect_mask_picture(const sw_target *t, const sw_wrapper_set *ws,
     if (channels > 2 * SW_MASK_PICTURE_WIDTH)
         group = (channels + 2 * SW_MASK_PICTURE_WIDTH - 1) / (2 * SW_MASK_PICTURE_WIDTH);
     int cells = (channels + group - 1) / group;
-    char row[SW_MASK_PICTURE_WIDTH + 1], label[24];
+    char row[SW_MASK_PICTURE_WIDTH + 1], label[32];
     snprintf(label, sizeof label, "kept %d/%d", kept_total, channels);
     for (int first = 0; first < cells; first += SW_MASK_PICTURE_WIDTH) {
         int at = 0;

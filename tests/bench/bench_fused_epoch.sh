@@ -2,7 +2,9 @@
 # What fusing a distiller costs: the wall time of one fused epoch (L1Norm pruner + Dynamic
 # layer-wise distiller, teacher = the dense model: `shrinkwrap fuse --distill-config`) against one
 # fine-tune epoch of the same full-width masked model (`shrinkwrap fuse` without a distiller),
-# and against one epoch of plain training of the dense model (`shrinkwrap train`). Runs alternate
+# against the same fused epoch on the sped-up student (`--speedup-first`: the pruned channels are
+# removed once the one-shot masks are fixed), and against one epoch of plain training of the
+# dense model (`shrinkwrap train`). Runs alternate
 # (ROUNDS times each) so drifting machine load hits all three alike; time = the first to the
 # last step event of each run's JSON-lines log (start-up and evaluation left out).
 #
@@ -30,6 +32,7 @@ distill='[{"op_names": ["fc2"], "apply_method": "kl"}]'
 common=(--epochs 1 --test-subset 256 --threads "$threads" --seed 1 --quiet)
 [ -n "${SUBSET:-}" ] && common+=(--subset "$SUBSET") # quick checks of the script itself
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 fail() { echo "bench_fused_epoch: a run failed:" >&2; cat "$work/err" >&2; exit 1; }
 # seconds between the first and the last step event of a JSON-lines log
 span() {
@@ -39,19 +42,23 @@ span() {
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(basename "$model"), sparse_ratio $ratio, 1 epoch (${SUBSET:-60000} images, batch 128)," \
      "threads=$threads, OMP_WAIT_POLICY=$OMP_WAIT_POLICY, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "| round | dense train s | fine-tune (masked, full width) s | fused prune + distill s | fused / fine-tune |"
-echo "|---|---|---|---|---|"
-ts=() fs=() ds=()
+echo "| round | dense train s | fine-tune (masked, full width) s | fused prune + distill s | fused / fine-tune | fused, --speedup-first s | speedup-first / fine-tune |"
+echo "|---|---|---|---|---|---|---|"
+ts=() fs=() ds=() ss=()
 for ((r = 1; r <= rounds; r++)); do
   "$bin" train --model "$model" --lr 0.01 "${common[@]}" --log "$work/t$r.jsonl" >/dev/null 2>"$work/err" || fail
   "$bin" fuse --model "$model" --prune-config "$prune" "${common[@]}" \
     --log "$work/f$r.jsonl" --out "$work/f$r.safetensors" >/dev/null 2>"$work/err" || fail
   "$bin" fuse --model "$model" --prune-config "$prune" --distill-config "$distill" \
     "${common[@]}" --log "$work/d$r.jsonl" --out "$work/d$r.safetensors" >/dev/null 2>"$work/err" || fail
+  "$bin" fuse --model "$model" --prune-config "$prune" --distill-config "$distill" \
+    --speedup-first "${common[@]}" --log "$work/s$r.jsonl" --out "$work/s$r.safetensors" \
+    >/dev/null 2>"$work/err" || fail
   t=$(span "$work/t$r.jsonl") f=$(span "$work/f$r.jsonl") d=$(span "$work/d$r.jsonl")
-  ts+=("$t") fs+=("$f") ds+=("$d")
-  echo "| $r | $t | $f | $d | $(awk -v f="$f" -v d="$d" 'BEGIN {printf "%.2f", d / f}') |"
+  sf=$(span "$work/s$r.jsonl")
+  ts+=("$t") fs+=("$f") ds+=("$d") ss+=("$sf")
+  echo "| $r | $t | $f | $d | $(ratio "$d" "$f") | $sf | $(ratio "$sf" "$f") |"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-mt=$(median "${ts[@]}") mf=$(median "${fs[@]}") md=$(median "${ds[@]}")
-echo "| median | $mt | $mf | $md | $(awk -v f="$mf" -v d="$md" 'BEGIN {printf "%.2f", d / f}') |"
+mt=$(median "${ts[@]}") mf=$(median "${fs[@]}") md=$(median "${ds[@]}") ms=$(median "${ss[@]}")
+echo "| median | $mt | $mf | $md | $(ratio "$md" "$mf") | $ms | $(ratio "$ms" "$mf") |"

@@ -46,6 +46,31 @@ expect_ok "speedup with the fused masks" "$bin" speedup "$work/dense.safetensors
 expect_grep "speedup shrinks fc1" "fc1 .*256 -> 128" "$work/out"
 expect_ok "the pruned model evaluates" "$bin" eval "$work/pruned_b.safetensors" --test-subset 300
 
+# --speedup-first trains the sped-up model: the same masks, the same accuracy and losses (the
+# small model computes what the masked one does), a smaller saved model.
+kl='[{"op_names": ["fc3"], "apply_method": "kl"}]'
+for mode in full small; do
+  extra=(); [ $mode = small ] && extra=(--speedup-first)
+  expect_ok "fuse ($mode width)" "$bin" fuse --model "$work/dense.safetensors" \
+    --prune-config "$work/prune.json" --distill-config "$kl" --subset 512 --test-subset 300 \
+    --steps 12 --batch-size 32 --threads 2 --seed 3 --out "$work/masks_$mode.safetensors" \
+    --save-model "$work/model_$mode.safetensors" "${extra[@]}"
+  grep -E '^(test accuracy|last step)' "$work/out" >"$work/result_$mode"
+done
+expect_grep "speedup-first says so" "training the sped-up model" "$work/err"
+expect_grep "speedup-first reports the small size" "sped up: [0-9.]+k parameters" "$work/err"
+if cmp -s "$work/result_full" "$work/result_small" && [ -s "$work/result_full" ]; then pass
+else fail "speedup-first: same accuracy and losses"; diff "$work/result_full" "$work/result_small" >&2; fi
+cmp -s "$work/masks_full.safetensors" "$work/masks_small.safetensors" && pass ||
+  fail "speedup-first: the same masks"
+expect_ok "info on the speedup-first model" "$bin" info "$work/model_small.safetensors"
+expect_grep "the saved model is the small one" "fc1 +Linear +\[128\]" "$work/out"
+expect_fail "speedup-first with a link whose width changes" "fc2" "$bin" fuse \
+  --model "$work/dense.safetensors" --prune-config "$work/prune.json" \
+  --distill-config "$work/distill.json" --subset 256 --test-subset 100 --steps 2 \
+  --threads 2 --speedup-first --out "$work/never.safetensors"
+[ -e "$work/never.safetensors" ] && fail "a refused run wrote masks" || pass
+
 # Adaptive1d with an explicit teacher file.
 expect_ok "fuse with adaptive1d" "$bin" fuse --model "$work/dense.safetensors" \
   --teacher "$work/dense.safetensors" --distiller adaptive1d \
