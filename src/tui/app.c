@@ -25,6 +25,7 @@ struct sw_tui_app {
     sw_tui_canvas canvas;
     const sw_tui_io *io;
     double last_draw;
+    double draw_cost; /* seconds the last frame took to render and present */
 
     /* Data: loaded on the first training run (browsing needs none). */
     const sw_dataset *train, *test;   /* in use */
@@ -159,9 +160,18 @@ static void draw(sw_tui_app *app) {
     if (w != app->canvas.w || h != app->canvas.h) {
         if (sw_tui_canvas_resize(&app->canvas, w, h) != SW_OK) return;
     }
+    double t0 = now_seconds();
     sw_tui_render(&app->st, &app->canvas);
     app->io->present(app->io->ctx, &app->canvas);
     app->last_draw = now_seconds();
+    app->draw_cost = app->last_draw - t0;
+}
+
+/* The least time between two metric-driven frames during work: SW_TUI_FRAME_SECONDS, longer
+ * when frames are slow enough to cost more than SW_TUI_DRAW_SHARE of the time. */
+static double frame_interval(const sw_tui_app *app) {
+    double budget = app->draw_cost / SW_TUI_DRAW_SHARE;
+    return budget > SW_TUI_FRAME_SECONDS ? budget : SW_TUI_FRAME_SECONDS;
 }
 
 /* ---- actions ------------------------------------------------------------------------------ */
@@ -705,10 +715,12 @@ static bool poll_hook(void *ctx) {
     check_signal(app);
     drain_capture(app, false);
     /* Drain every key that arrived during the step. */
+    bool keyed = false;
     for (int k = 0; k < 64 && !app->quit; k++) {
         int key = app->io->read_key(app->io->ctx, 0);
         if (key == SW_KEY_NONE) break;
         handle_key(app, key);
+        keyed = true;
         /* Keys after a pause belong to the paused screen (drawn first, below). */
         if (app->st.work == SW_TUI_WORK_PAUSED) break;
     }
@@ -721,7 +733,8 @@ static bool poll_hook(void *ctx) {
             if (key != SW_KEY_NONE) handle_key(app, key);
         }
     }
-    if (app->st.dirty && now_seconds() - app->last_draw >= SW_TUI_FRAME_SECONDS) draw(app);
+    double interval = keyed ? SW_TUI_KEY_FRAME_SECONDS : frame_interval(app);
+    if (app->st.dirty && now_seconds() - app->last_draw >= interval) draw(app);
     return app->stop || app->quit;
 }
 
@@ -738,7 +751,7 @@ static void eval_progress(void *ctx, int done, int total) {
     app->st.dirty = true;
     /* The first batch of a pass always shows that the pass runs; later ones at the frame rate. */
     bool first = done <= app->ev.cfg.eval_batch_size;
-    if (first || now_seconds() - app->last_draw >= SW_TUI_FRAME_SECONDS) draw(app);
+    if (first || now_seconds() - app->last_draw >= frame_interval(app)) draw(app);
 }
 
 /* ---- recipes (--recipe) ------------------------------------------------------------------- */

@@ -22,8 +22,17 @@ else
 fi
 command -v tmux >/dev/null || { echo "bench_tui_overhead: tmux is needed" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/swtuibench.XXXXXX")
-sock="swtuibench-$$"
-trap 'tmux -L "$sock" kill-server 2>/dev/null; rm -rf "$work"' EXIT
+# One tmux server (socket) per round: a server still shutting down cannot take the next session.
+base="swtuibench-$$"
+sock="$base-0"
+cleanup() {
+  for s in "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$base"-*; do
+    tmux -L "$(basename "$s")" kill-server 2>/dev/null
+    rm -f "$s"
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 subset=$((steps * 128))
 [ "$subset" -gt 60000 ] && subset=60000
 
@@ -44,13 +53,17 @@ headless() {
 ui() {
   local rec="$work/u$1.jsonl" n=0
   tmux -L "$sock" kill-server 2>/dev/null || true
+  sock="$base-$1"
   tmux -L "$sock" new-session -d -s b -x 120 -y 40 \
     "cd $work && LANG=C.UTF-8 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-} $bin tui $model --subset $subset --test-subset 256 --threads $threads --record $rec; sleep 600"
-  until tmux -L "$sock" capture-pane -p -t b | grep -q 'Inspector:'; do
+  until tmux -L "$sock" capture-pane -p -t b 2>/dev/null | grep -q 'Inspector:'; do
     sleep 0.1; n=$((n + 1)); [ $n -gt 600 ] && { echo "the workbench did not open" >&2; exit 1; }
   done
   tmux -L "$sock" send-keys -t b t
-  until tmux -L "$sock" capture-pane -p -t b | grep -q 'Train'; do sleep 0.1; done
+  n=0
+  until tmux -L "$sock" capture-pane -p -t b 2>/dev/null | grep -q 'Train'; do
+    sleep 0.1; n=$((n + 1)); [ $n -gt 600 ] && { echo "the training form did not open" >&2; exit 1; }
+  done
   # epochs 1, steps $steps; the form's other fields keep their defaults (batch 128)
   tmux -L "$sock" send-keys -t b C-u 1 Down C-u $(echo "$steps" | sed 's/./& /g') Enter
   n=0
