@@ -95,44 +95,10 @@ static void print_help(FILE *out) {
     fprintf(out, "\ndocs/DISTILLATION.md has the two pipelines and their results.\n");
 }
 
-/* A config list from JSON text (starting with '[') or from a file. */
+/* A config list (sw_cli_load_config_list) whose errors also name the option it came from. */
 static sw_status load_config(const char *arg, const char *opt, cJSON **out) {
-    const char *p = arg;
-    while (*p == ' ' || *p == '\n' || *p == '\t') p++;
-    if (*p == '[') {
-        sw_status st = sw_config_list_parse(arg, out);
-        if (st != SW_OK) sw_error_prefix("%s", opt);
-        return st;
-    }
-    FILE *f = fopen(arg, "rb");
-    if (!f)
-        return SW_FAIL(SW_ERR_IO, "%s: cannot open \"%s\" (give a JSON file or JSON text)", opt,
-                       arg);
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    sw_status st = SW_OK;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            cap = cap ? 2 * cap : 8192;
-            char *grown = realloc(text, cap);
-            if (!grown) {
-                st = SW_FAIL(SW_ERR_NOMEM, "%s: out of memory reading \"%s\"", opt, arg);
-                break;
-            }
-            text = grown;
-        }
-        size_t got = fread(text + len, 1, 4096, f);
-        len += got;
-        if (got < 4096) break;
-    }
-    if (st == SW_OK && ferror(f)) st = SW_FAIL(SW_ERR_IO, "%s: cannot read \"%s\"", opt, arg);
-    fclose(f);
-    if (st == SW_OK) {
-        text[len] = '\0';
-        st = sw_config_list_parse(text, out);
-        if (st != SW_OK) sw_error_prefix("%s %s", opt, arg);
-    }
-    free(text);
+    sw_status st = sw_cli_load_config_list(arg, out);
+    if (st != SW_OK) sw_error_prefix("%s", opt);
     return st;
 }
 
