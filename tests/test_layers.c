@@ -16,6 +16,7 @@
 #include "tensor/batchnorm.h"
 #include "tensor/blas.h"
 #include "tensor/conv.h"
+#include "tensor/conv_taps.h"
 #include "tensor/im2col.h"
 #include "tensor/pool.h"
 
@@ -487,7 +488,7 @@ static void test_layers_im2col_matches_naive(void **state) {
 
 /* The fast convolution (im2col+sgemm, or the direct depthwise loops) agrees with the seven
  * loops in forward, input and parameter gradients, for batch sizes below and above the thread
- * count, every geometry, grouping and depth multiplier. */
+ * count and the weight-gradient chunk count, every geometry, grouping and depth multiplier. */
 static void test_layers_conv_fast_matches_naive(void **state) {
     (void)state;
     const int groups_for[] = {1, 2, 4};
@@ -497,9 +498,11 @@ static void test_layers_conv_fast_matches_naive(void **state) {
             int groups = groups_for[gi];
             g.channels *= groups; /* keep Cg as in the table */
             /* odd cases: one output per group (with Cg = 1: the direct depthwise kernels) */
-            int batches[] = {1, 5, 3, 4};
-            for (int bi = 0; bi < 4; bi++) {
-                int per_group = bi < 2 ? 3 : 1;
+            /* 20 samples in 8 chunks: the weight gradient puts 2 or 3 small images side by
+             * side in one product */
+            int batches[] = {1, 5, 3, 4, 20};
+            for (int bi = 0; bi < 5; bi++) {
+                int per_group = bi < 2 || bi == 4 ? 3 : 1;
                 sw_conv2d_desc d = {.batch = batches[bi],
                                     .out_channels = per_group * groups,
                                     .groups = groups,
@@ -536,6 +539,80 @@ static void test_layers_conv_fast_matches_naive(void **state) {
             }
         }
     }
+}
+
+/* The tap-wise kernels (dense stride-1 layers with enough channels on wide images) agree with
+ * the seven loops, with and without padding, with dilation and non-square kernels, for batches
+ * below and above the thread count, and with either parameter gradient skipped. Columns as in
+ * geoms[]. */
+static void test_layers_conv_taps_matches_naive(void **state) {
+    (void)state;
+    static const int taps_geoms[][11] = {
+        {16, 12, 11, 3, 3, 1, 1, 1, 1, 1, 1}, /* "same" 3x3, as in the zoo */
+        {16, 14, 12, 3, 3, 1, 1, 0, 0, 1, 1}, /* no padding: windows overrun into next plane */
+        {17, 13, 12, 3, 2, 1, 1, 2, 1, 2, 3}, /* dilation, non-square kernel and padding */
+        {20, 11, 14, 5, 5, 1, 1, 2, 2, 1, 1},
+    };
+    const int batches[] = {1, 3, 5};
+    for (size_t i = 0; i < sizeof taps_geoms / sizeof taps_geoms[0]; i++) {
+        const int *v = taps_geoms[i];
+        sw_conv_geom g = geom(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]);
+        for (int bi = 0; bi < 3; bi++) {
+            sw_conv2d_desc d = {.batch = batches[bi], .out_channels = 6 + (int)i, .groups = 1, .geom = g};
+            assert_true(sw_conv_taps_suits(&d));
+            size_t nx = (size_t)d.batch * g.channels * g.height * g.width;
+            size_t ny = (size_t)d.batch * d.out_channels * g.out_h * g.out_w;
+            size_t nw = (size_t)d.out_channels * g.channels * g.kernel_h * g.kernel_w;
+            uint64_t seed = 900 + i * 10 + bi;
+            sw_tensor *x = rand_tensor(sw_shape_1d((int)nx), seed, -1, 1);
+            sw_tensor *w = rand_tensor(sw_shape_1d((int)nw), seed + 1, -1, 1);
+            sw_tensor *b = rand_tensor(sw_shape_1d(d.out_channels), seed + 2, -1, 1);
+            sw_tensor *dy = rand_tensor(sw_shape_1d((int)ny), seed + 3, -1, 1);
+            size_t n_scr = sw_conv2d_scratch_floats(&d, SW_CONV2D_FORWARD);
+            if (sw_conv2d_scratch_floats(&d, SW_CONV2D_BACKWARD_PARAMS) > n_scr)
+                n_scr = sw_conv2d_scratch_floats(&d, SW_CONV2D_BACKWARD_PARAMS);
+            /* scratch starts as garbage, as the arena hands it out */
+            float *scr = malloc(n_scr * sizeof(float));
+            assert_non_null(scr);
+            for (size_t k = 0; k < n_scr; k++) scr[k] = NAN;
+            float *y1 = calloc(ny, 4), *y2 = calloc(ny, 4), *dx1 = calloc(nx, 4),
+                  *dx2 = calloc(nx, 4), *dw1 = calloc(nw, 4), *dw2 = calloc(nw, 4),
+                  *db1 = calloc(d.out_channels, 4), *db2 = calloc(d.out_channels, 4);
+            assert_true(y1 && y2 && dx1 && dx2 && dw1 && dw2 && db1 && db2);
+            sw_conv2d_forward(y1, x->data, w->data, b->data, &d, scr);
+            sw_conv2d_forward_naive(y2, x->data, w->data, b->data, &d);
+            sw_test_assert_close(y1, y2, ny, 1e-5f, 1e-5f, "taps forward");
+            /* backward accumulates: start both from the same non-zero values */
+            for (size_t k = 0; k < nx; k++) dx1[k] = dx2[k] = 0.5f;
+            sw_conv2d_backward_input(dx1, dy->data, w->data, &d, scr);
+            sw_conv2d_backward_input_naive(dx2, dy->data, w->data, &d);
+            sw_test_assert_close(dx1, dx2, nx, 1e-5f, 1e-5f, "taps input gradient");
+            sw_conv2d_backward_params(dw1, NULL, dy->data, x->data, &d, scr);
+            sw_conv2d_backward_params(NULL, db1, dy->data, x->data, &d, scr);
+            sw_conv2d_backward_params_naive(dw2, db2, dy->data, x->data, &d);
+            sw_test_assert_close(dw1, dw2, nw, 1e-4f, 1e-5f, "taps weight gradient");
+            sw_test_assert_close(db1, db2, d.out_channels, 1e-4f, 1e-5f, "taps bias gradient");
+            free(scr), free(y1), free(y2), free(dx1), free(dx2), free(dw1), free(dw2);
+            free(db1), free(db2);
+            sw_tensor_free(x), sw_tensor_free(w), sw_tensor_free(b), sw_tensor_free(dy);
+        }
+    }
+    /* and who does not take them: strided, grouped, 1x1, few channels, narrow images */
+    sw_conv2d_desc strided = {.batch = 4, .out_channels = 8, .groups = 1,
+                              .geom = geom(16, 28, 28, 3, 3, 2, 2, 1, 1, 1, 1)};
+    sw_conv2d_desc grouped = {.batch = 4, .out_channels = 16, .groups = 2,
+                              .geom = geom(16, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1)};
+    sw_conv2d_desc thin = {.batch = 4, .out_channels = 32, .groups = 1,
+                           .geom = geom(1, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1)};
+    sw_conv2d_desc small = {.batch = 4, .out_channels = 128, .groups = 1,
+                            .geom = geom(128, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1)};
+    sw_conv2d_desc stage1 = {.batch = 4, .out_channels = 32, .groups = 1,
+                             .geom = geom(32, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1)};
+    assert_false(sw_conv_taps_suits(&strided));
+    assert_false(sw_conv_taps_suits(&grouped));
+    assert_false(sw_conv_taps_suits(&thin));
+    assert_false(sw_conv_taps_suits(&small));
+    assert_true(sw_conv_taps_suits(&stage1));
 }
 
 /* Linear (one sgemm per pass, multithreaded by OpenBLAS at this size) agrees with the triple
@@ -1183,6 +1260,7 @@ int main(void) {
         cmocka_unit_test(test_layers_golden_elementwise_and_pools),
         cmocka_unit_test(test_layers_im2col_matches_naive),
         cmocka_unit_test(test_layers_conv_fast_matches_naive),
+        cmocka_unit_test(test_layers_conv_taps_matches_naive),
         cmocka_unit_test(test_layers_linear_matches_naive),
         cmocka_unit_test(test_layers_pool_fast_matches_naive),
         cmocka_unit_test(test_layers_batchnorm_fast_matches_naive),

@@ -1,5 +1,6 @@
 /* test_model.c - the model graph: construction errors, zoo architectures, parameter counts,
- * module tree, clone, determinism and the executor's arena reuse. */
+ * module tree, clone, determinism, the executor's arena reuse and its gradient memory plan. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,6 +181,125 @@ static void test_model_arena_steady_state(void **state) {
     sw_model_free(m);
 }
 
+/* Checks that no two gradients live at the same time share memory, and returns the floats per
+ * sample that one-buffer-per-node storage would need. */
+static size_t assert_plan_disjoint(const sw_model *m) {
+    const sw_grad_plan *plan = &m->grad_plan;
+    int n = m->n_nodes;
+    size_t unplanned = 0;
+    for (int a = 0; a < n; a++) {
+        size_t size_a = sw_shape_numel(&m->nodes[a].out_shape);
+        unplanned += size_a;
+        assert_true(plan->offset[a] % 16 == 0);
+        assert_true(plan->offset[a] + size_a <= plan->per_sample);
+        int lc_a = plan->last_consumer[a];
+        for (int b = a + 1; b < n; b++) {
+            int lc_b = plan->last_consumer[b];
+            /* Live from the last consumer's backward (the start when none) down to its own. */
+            int from_a = lc_a == n ? n : lc_a, from_b = lc_b == n ? n : lc_b;
+            bool time = a <= from_b && b <= from_a;
+            if (!time) continue;
+            size_t size_b = sw_shape_numel(&m->nodes[b].out_shape);
+            bool space = plan->offset[a] < plan->offset[b] + size_b &&
+                         plan->offset[b] < plan->offset[a] + size_a;
+            if (space) fail_msg("gradients of %s and %s overlap", m->nodes[a].name, m->nodes[b].name);
+        }
+    }
+    return unplanned;
+}
+
+/* Activation gradients share memory by liveness: the ResNet needs less than a quarter of one
+ * buffer per node, and no two live gradients overlap. */
+static void test_model_grad_plan_resnet(void **state) {
+    (void)state;
+    sw_model *m = NULL;
+    assert_int_equal(sw_zoo_build("fmnist_resnet", 1, &m), SW_OK);
+    size_t unplanned = assert_plan_disjoint(m);
+    assert_true(m->grad_plan.per_sample * 4 < unplanned);
+    /* At least the two largest activations (stem output and its gradient's consumer). */
+    assert_true(m->grad_plan.per_sample >= 2 * 32 * 28 * 28);
+    sw_model_free(m);
+}
+
+static void add_node(sw_model *m, const char *name, sw_layer_kind kind, sw_layer_hparams *hp,
+                     const char **inputs, int n_inputs) {
+    sw_layer *l = NULL;
+    assert_int_equal(sw_layer_new(kind, hp, &l), SW_OK);
+    assert_int_equal(sw_model_add(m, name, l, inputs, n_inputs, NULL), SW_OK);
+}
+
+/* sum(out * weights): a scalar whose gradient wrt the output is `weights`. */
+static double weighted_output(sw_model *m, const sw_tensor *x, const sw_tensor *w) {
+    const sw_tensor *out = NULL;
+    assert_int_equal(sw_model_forward(m, x, &out), SW_OK);
+    double s = 0;
+    for (size_t k = 0; k < out->numel; k++) s += (double)out->data[k] * w->data[k];
+    return s;
+}
+
+/* A graph whose gradients meet in every way the plan must handle: a node consumed twice by one
+ * Add, a skip connection, a Concat and a dead branch nothing reads. The parameter gradients
+ * agree with central finite differences. */
+static void test_model_grad_plan_dag_gradients(void **state) {
+    (void)state;
+    sw_shape in = sw_shape_3d(2, 6, 6);
+    sw_model *m = NULL;
+    assert_int_equal(sw_model_new("custom", &in, &m), SW_OK);
+    sw_layer_hparams conv = sw_layer_hparams_default(SW_LAYER_CONV2D);
+    conv.in_channels = 2;
+    conv.out_channels = 3;
+    conv.kernel[0] = conv.kernel[1] = 3;
+    conv.padding[0] = conv.padding[1] = 1;
+    sw_layer_hparams plain = sw_layer_hparams_default(SW_LAYER_ADD);
+    add_node(m, "conv1", SW_LAYER_CONV2D, &conv, NULL, 0);
+    sw_layer_hparams relu = sw_layer_hparams_default(SW_LAYER_RELU);
+    add_node(m, "dead", SW_LAYER_RELU, &relu, (const char *[]){"conv1"}, 1);
+    add_node(m, "twice", SW_LAYER_ADD, &plain, (const char *[]){"conv1", "conv1"}, 2);
+    conv.in_channels = 3;
+    add_node(m, "conv2", SW_LAYER_CONV2D, &conv, (const char *[]){"twice"}, 1);
+    add_node(m, "skip", SW_LAYER_ADD, &plain, (const char *[]){"conv2", "conv1"}, 2);
+    sw_layer_hparams cat = sw_layer_hparams_default(SW_LAYER_CONCAT);
+    add_node(m, "cat", SW_LAYER_CONCAT, &cat, (const char *[]){"skip", "twice"}, 2);
+    sw_layer_hparams flat = sw_layer_hparams_default(SW_LAYER_FLATTEN);
+    add_node(m, "flat", SW_LAYER_FLATTEN, &flat, NULL, 0);
+    sw_layer_hparams fc = sw_layer_hparams_default(SW_LAYER_LINEAR);
+    fc.in_features = 6 * 36;
+    fc.out_features = 4;
+    add_node(m, "fc", SW_LAYER_LINEAR, &fc, NULL, 0);
+    assert_int_equal(sw_model_finalize(m), SW_OK);
+    sw_model_init_params(m, 3);
+    assert_plan_disjoint(m);
+    assert_int_equal(m->grad_plan.last_consumer[sw_model_find(m, "dead")], m->n_nodes);
+
+    sw_shape xs = sw_shape_4d(2, 2, 6, 6), ys = sw_shape_2d(2, 4);
+    sw_tensor x, w;
+    assert_int_equal(sw_tensor_init(&x, &xs), SW_OK);
+    assert_int_equal(sw_tensor_init(&w, &ys), SW_OK);
+    sw_test_fill_uniform(&x, 11, -1, 1);
+    sw_test_fill_uniform(&w, 12, -1, 1);
+    sw_model_zero_grad(m);
+    weighted_output(m, &x, &w);
+    assert_int_equal(sw_model_backward(m, &w), SW_OK);
+    float *analytic = malloc(m->n_param_floats * sizeof *analytic);
+    assert_non_null(analytic);
+    memcpy(analytic, m->grad_data, m->n_param_floats * sizeof *analytic);
+    const float h = 1e-2f;
+    for (size_t k = 0; k < m->n_param_floats; k += 7) {
+        float keep = m->param_data[k];
+        m->param_data[k] = keep + h;
+        double up = weighted_output(m, &x, &w);
+        m->param_data[k] = keep - h;
+        double down = weighted_output(m, &x, &w);
+        m->param_data[k] = keep;
+        double numeric = (up - down) / (2.0 * h);
+        assert_true(fabs(numeric - analytic[k]) <= 2e-3 * (1.0 + fabs(numeric)));
+    }
+    free(analytic);
+    sw_tensor_deinit(&x);
+    sw_tensor_deinit(&w);
+    sw_model_free(m);
+}
+
 /* A wrongly shaped input is refused with both shapes in the message. */
 static void test_model_forward_wrong_shape(void **state) {
     (void)state;
@@ -206,6 +326,8 @@ int main(void) {
         cmocka_unit_test(test_model_init_deterministic),
         cmocka_unit_test(test_model_arena_steady_state),
         cmocka_unit_test(test_model_forward_wrong_shape),
+        cmocka_unit_test(test_model_grad_plan_resnet),
+        cmocka_unit_test(test_model_grad_plan_dag_gradients),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

@@ -36,6 +36,7 @@ void sw_model_free(sw_model *model) {
     free(model->saved);
     free(model->outs);
     free(model->douts);
+    sw_grad_plan_free(&model->grad_plan);
     sw_arena_deinit(&model->arena);
     free(model->arch);
     free(model);
@@ -173,6 +174,7 @@ sw_status sw_model_finalize(sw_model *model) {
     if (!model->param_data || !model->grad_data || !model->buffer_data || !model->ios ||
         !model->saved || !model->outs || !model->douts)
         return SW_FAIL(SW_ERR_NOMEM, "cannot allocate %zu parameters", n_params + n_buffers);
+    SW_TRY(sw_grad_plan_build(model->nodes, model->n_nodes, &model->grad_plan));
     model->n_param_floats = n_params;
     model->n_buffer_floats = n_buffers;
     size_t at_param = 0, at_buffer = 0;
@@ -288,6 +290,15 @@ static sw_status arena_zeros_like(sw_arena *arena, const sw_tensor *like, sw_ten
     return SW_OK;
 }
 
+static void tensor_zero(sw_tensor *t) { memset(t->data, 0, t->numel * sizeof(float)); }
+
+/* Whether node's input j repeats an earlier input (Add(x, x)). */
+static bool input_seen_before(const sw_node *node, int j) {
+    for (int p = 0; p < j; p++)
+        if (node->inputs[p] == node->inputs[j]) return true;
+    return false;
+}
+
 static void tensor_add_into(sw_tensor *dst, const sw_tensor *src) {
     for (size_t k = 0; k < dst->numel; k++) dst->data[k] += src->data[k];
 }
@@ -342,12 +353,25 @@ sw_status sw_model_backward(sw_model *model, const sw_tensor *dout) {
                        sw_shape_format(&dout->shape, a, sizeof a),
                        sw_shape_format(&model->outs[last].shape, b, sizeof b));
     }
+    const sw_grad_plan *plan = &model->grad_plan;
+    size_t batch = (size_t)model->batch;
+    float *block = sw_arena_alloc(&model->arena, plan->per_sample * batch * sizeof(float));
+    if (!block) return SW_FAIL(SW_ERR_NOMEM, "backward: cannot allocate activation gradients");
     for (int i = 0; i < model->n_nodes; i++) {
-        if (arena_zeros_like(&model->arena, &model->outs[i], &model->douts[i]) != SW_OK)
-            return SW_FAIL(SW_ERR_NOMEM, "backward: cannot allocate activation gradients");
+        model->douts[i] = sw_tensor_view(block + plan->offset[i] * batch, &model->outs[i].shape);
+        /* Nothing consumes it: its gradient is zero (the output's is copied in below). */
+        if (plan->last_consumer[i] == model->n_nodes) tensor_zero(&model->douts[i]);
     }
     memcpy(model->douts[last].data, dout->data, dout->numel * sizeof(float));
     for (int i = last; i >= 0; i--) {
+        /* The first writer of an input's gradient (its last consumer) starts it at zero;
+         * layers accumulate into their input gradients. */
+        const sw_node *node = &model->nodes[i];
+        for (int j = 0; j < node->n_inputs; j++) {
+            int k = node->inputs[j];
+            if (k != SW_NODE_INPUT && plan->last_consumer[k] == i && !input_seen_before(node, j))
+                tensor_zero(&model->douts[k]);
+        }
         sw_status st = backward_node(model, i);
         if (st != SW_OK) {
             sw_error_prefix("backward of \"%s\"", model->nodes[i].name);

@@ -7,15 +7,17 @@
  * and a checkpoint one copy.
  *
  * Execution: sw_model_forward runs the nodes in order on a batch, sw_model_backward runs them in
- * reverse. Activations and everything a layer saves for backward come from the model's arena,
- * which is reset at each forward: after the first step of a given batch size, a training loop
- * allocates nothing.
+ * reverse. Activations, activation gradients and everything a layer saves for backward come
+ * from the model's arena, which is reset at each forward: after the first step of a given batch
+ * size, a training loop allocates nothing. Activation gradients reuse each other's memory
+ * (grad_plan.h): after backward only the parameter gradients are meaningful.
  */
 #ifndef SW_MODEL_H
 #define SW_MODEL_H
 
 #include <stdint.h>
 
+#include "grad_plan.h"
 #include "layer.h"
 
 #define SW_NODE_INPUT (-1) /* the index that stands for the model's input in node->inputs */
@@ -77,7 +79,10 @@ typedef struct sw_model {
     sw_layer_io *ios;   /* per node: the io of the last forward, reused by backward */
     void **saved;       /* per node: what its forward kept for backward */
     sw_tensor *outs;    /* per node: batched output of the last forward (arena) */
-    sw_tensor *douts;   /* per node: gradient of its output during backward (arena) */
+    sw_tensor *douts;   /* per node: gradient of its output during backward; they share one
+                           arena block laid out by grad_plan, so each is valid only from its
+                           last consumer's backward to its own */
+    sw_grad_plan grad_plan;
     sw_rng rng;         /* dropout */
 } sw_model;
 

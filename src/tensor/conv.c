@@ -1,4 +1,6 @@
 /* conv.c - convolution as im2col + sgemm per sample, parallel over samples; naive oracles.
+ * Dense stride-1 layers on wide enough images take the tap-wise kernels of conv_taps.c
+ * instead, which need no im2col.
  *
  * Notation used in the comments: C input channels, O output channels, G groups, Cg = C/G,
  * Og = O/G, K = Cg*kh*kw (rows of one group's im2col matrix), P = Ho*Wo (its columns).
@@ -18,20 +20,14 @@
 #endif
 
 #include "blas.h"
+#include "conv_taps.h"
+#include "parallel.h"
 
 int sw_conv2d_threads(void) {
 #ifdef _OPENMP
     return omp_get_max_threads();
 #else
     return 1;
-#endif
-}
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
 #endif
 }
 
@@ -81,11 +77,34 @@ static int parallel_over_samples(const dims *s) {
  * schedule balance; more than 8 would only cost memory and reduction time. */
 #define SW_CONV_MAX_CHUNKS 8
 
-static int conv_chunks(const dims *s) {
-    return s->n < SW_CONV_MAX_CHUNKS ? (s->n > 0 ? s->n : 1) : SW_CONV_MAX_CHUNKS;
+int sw_conv2d_weight_chunks(int batch) {
+    return batch < SW_CONV_MAX_CHUNKS ? (batch > 0 ? batch : 1) : SW_CONV_MAX_CHUNKS;
+}
+
+/* The weight gradient of a small image is a product of depth P (49 for 7x7) that rewrites the
+ * whole [Og, K] partial for every sample; putting nb samples' columns side by side makes it
+ * one product of depth nb*P, at the cost of copying their dy. Measured on 128ch 7x7: ... */
+#define SW_CONV_MIN_PRODUCT_DEPTH 512
+
+static int samples_per_product(const dims *s) {
+    if (s->pointwise || s->p * 2 >= SW_CONV_MIN_PRODUCT_DEPTH) return 1;
+    int nb = (SW_CONV_MIN_PRODUCT_DEPTH + s->p - 1) / s->p;
+    int chunks = sw_conv2d_weight_chunks(s->n);
+    int per_chunk = (s->n + chunks - 1) / chunks;
+    if (nb > per_chunk) nb = per_chunk;
+    return nb > 1 ? nb : 1;
+}
+
+/* A thread's scratch for the weight gradient: columns of nb samples side by side, and when
+ * nb > 1 their dy_g beside them. */
+static size_t weight_grad_columns_floats(const dims *s, int nb) {
+    if (s->pointwise) return 0;
+    size_t cols = (size_t)s->k * (size_t)s->p * (size_t)nb;
+    return nb > 1 ? cols + (size_t)s->og * (size_t)s->p * (size_t)nb : cols;
 }
 
 size_t sw_conv2d_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
+    if (sw_conv_taps_suits(d)) return sw_conv_taps_scratch_floats(d, pass);
     dims s = dims_of(d);
     size_t t = (size_t)sw_conv2d_threads();
     size_t col = s.pointwise ? 0 : (size_t)s.k * (size_t)s.p;
@@ -95,8 +114,9 @@ size_t sw_conv2d_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
     case SW_CONV2D_BACKWARD_INPUT:
         return t * col;
     case SW_CONV2D_BACKWARD_PARAMS:
-        /* a column buffer per thread, a partial weight [O, K] and bias [O] gradient per chunk */
-        return t * col + (size_t)conv_chunks(&s) * ((size_t)s.o * (size_t)s.k + (size_t)s.o);
+        /* columns per thread, a partial weight [O, K] and bias [O] gradient per chunk */
+        return t * weight_grad_columns_floats(&s, samples_per_product(&s)) +
+               (size_t)sw_conv2d_weight_chunks(s.n) * ((size_t)s.o * (size_t)s.k + (size_t)s.o);
     }
     return 0;
 }
@@ -251,6 +271,10 @@ static void direct_backward_params(float *dw, float *db, const float *dy, const 
 
 void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
                        const sw_conv2d_desc *d, float *scratch) {
+    if (sw_conv_taps_suits(d)) {
+        sw_conv_taps_forward(y, x, w, b, d, scratch);
+        return;
+    }
     const dims s = dims_of(d);
     if (s.direct) {
         direct_forward(y, x, w, b, &s, &d->geom);
@@ -263,7 +287,7 @@ void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
     const size_t col_size = (size_t)s.k * (size_t)s.p;
 #pragma omp parallel if (parallel_over_samples(&s))
     {
-        float *col = s.pointwise ? NULL : scratch + (size_t)thread_id() * col_size;
+        float *col = s.pointwise ? NULL : scratch + (size_t)sw_thread_id() * col_size;
 #pragma omp for schedule(dynamic, 1)
         for (int n = 0; n < s.n; n++) {
             for (int g = 0; g < s.g; g++) {
@@ -294,6 +318,10 @@ void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
 
 void sw_conv2d_backward_input(float *dx, const float *dy, const float *w, const sw_conv2d_desc *d,
                               float *scratch) {
+    if (sw_conv_taps_suits(d)) {
+        sw_conv_taps_backward_input(dx, dy, w, d, scratch);
+        return;
+    }
     const dims s = dims_of(d);
     if (s.direct) {
         direct_backward_input(dx, dy, w, &s, &d->geom);
@@ -305,7 +333,7 @@ void sw_conv2d_backward_input(float *dx, const float *dy, const float *w, const 
     const size_t col_size = (size_t)s.k * (size_t)s.p;
 #pragma omp parallel if (parallel_over_samples(&s))
     {
-        float *dcol = s.pointwise ? NULL : scratch + (size_t)thread_id() * col_size;
+        float *dcol = s.pointwise ? NULL : scratch + (size_t)sw_thread_id() * col_size;
 #pragma omp for schedule(dynamic, 1)
         for (int n = 0; n < s.n; n++) {
             for (int g = 0; g < s.g; g++) {
@@ -327,31 +355,39 @@ void sw_conv2d_backward_input(float *dx, const float *dy, const float *w, const 
 
 void sw_conv2d_backward_params(float *dw, float *db, const float *dy, const float *x,
                                const sw_conv2d_desc *d, float *scratch) {
+    if (sw_conv_taps_suits(d)) {
+        sw_conv_taps_backward_params(dw, db, dy, x, d, scratch);
+        return;
+    }
     const dims s = dims_of(d);
     if (s.direct) {
         direct_backward_params(dw, db, dy, x, &s, &d->geom);
         return;
     }
-    const size_t col_size = s.pointwise ? 0 : (size_t)s.k * (size_t)s.p;
+    const int nb = samples_per_product(&s);
+    const size_t col_size = weight_grad_columns_floats(&s, nb);
     const size_t dw_size = (size_t)s.o * (size_t)s.k;
     const size_t part_size = dw_size + (size_t)s.o; /* one partial [O, K] + [O] */
-    const int chunks = conv_chunks(&s);
+    const int chunks = sw_conv2d_weight_chunks(s.n);
     float *partials = scratch + (size_t)sw_conv2d_threads() * col_size;
 #pragma omp parallel if (parallel_over_samples(&s))
     {
-        float *col = scratch + (size_t)thread_id() * col_size;
+        float *col = scratch + (size_t)sw_thread_id() * col_size;
+        float *dy_side = col + (size_t)s.k * s.p * nb; /* nb > 1: their dy_g side by side */
 #pragma omp for schedule(dynamic, 1)
         for (int ch = 0; ch < chunks; ch++) {
             float *dw_c = partials + (size_t)ch * part_size, *db_c = dw_c + dw_size;
             memset(dw_c, 0, part_size * sizeof(float));
             const int n0 = (int)((long)s.n * ch / chunks),
                       n1 = (int)((long)s.n * (ch + 1) / chunks);
-            for (int n = n0; n < n1; n++) {
+            for (int n = n0; n < n1; n += nb) {
+                const int m = n1 - n < nb ? n1 - n : nb; /* samples in this product */
+                const size_t ld = (size_t)m * s.p;
                 for (int g = 0; g < s.g; g++) {
-                    const float *xg = x + ((size_t)n * s.c + (size_t)g * s.cg) * s.hw;
                     const float *dyg = dy + ((size_t)n * s.o + (size_t)g * s.og) * s.p;
                     float *dwg = dw_c + (size_t)g * s.og * s.k;
-                    if (dw) {
+                    if (dw && nb == 1) {
+                        const float *xg = x + ((size_t)n * s.c + (size_t)g * s.cg) * s.hw;
                         const float *cols = xg; /* pointwise: the image is the [K, P] matrix */
                         if (!s.pointwise) {
                             sw_im2col(xg, &s.group_geom, col);
@@ -360,15 +396,28 @@ void sw_conv2d_backward_params(float *dw, float *db, const float *dy, const floa
                         /* dw_g [Og, K] += dy_g [Og, P] * cols^T [P, K] */
                         sw_sgemm(false, true, s.og, s.k, s.p, 1.0f, dyg, s.p, cols, s.p, 1.0f, dwg,
                                  s.k);
+                    } else if (dw) {
+                        /* dw_g [Og, K] += [dy_g of m samples] [Og, m*P] * [their cols]^T */
+                        for (int t = 0; t < m; t++) {
+                            const float *xt = x + ((size_t)(n + t) * s.c + (size_t)g * s.cg) * s.hw;
+                            const float *dyt = dyg + (size_t)t * s.o * s.p;
+                            sw_im2col_ld(xt, &s.group_geom, col + (size_t)t * s.p, ld);
+                            for (int o = 0; o < s.og; o++)
+                                memcpy(dy_side + o * ld + (size_t)t * s.p, dyt + (size_t)o * s.p,
+                                       (size_t)s.p * sizeof(float));
+                        }
+                        sw_sgemm(false, true, s.og, s.k, (int)ld, 1.0f, dy_side, (int)ld, col,
+                                 (int)ld, 1.0f, dwg, s.k);
                     }
                     if (db) {
-                        for (int o = 0; o < s.og; o++) {
-                            const float *row = dyg + (size_t)o * s.p;
-                            float acc = 0.0f;
+                        for (int t = 0; t < m; t++)
+                            for (int o = 0; o < s.og; o++) {
+                                const float *row = dyg + (size_t)t * s.o * s.p + (size_t)o * s.p;
+                                float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
-                            for (int i = 0; i < s.p; i++) acc += row[i];
-                            db_c[g * s.og + o] += acc;
-                        }
+                                for (int i = 0; i < s.p; i++) acc += row[i];
+                                db_c[g * s.og + o] += acc;
+                            }
                     }
                 }
             }

@@ -1,7 +1,8 @@
 /* conv.h - 2-D convolution kernels on raw float arrays (NCHW), with groups and dilation.
  *
  * Shapes: x [N, C, H, W], w [O, C/groups, kh, kw], b [O] (may be NULL), y [N, O, Ho, Wo].
- * The fast kernels lower each sample and group to one matrix multiply over im2col columns and
+ * The fast kernels lower each sample and group to one matrix multiply over im2col columns (or,
+ * for dense stride-1 layers on wide images, one per kernel tap: conv_taps.h) and
  * run the samples in parallel, one sgemm per sample on one thread (OpenBLAS's OpenMP build does
  * not fan out again inside our parallel region). Pointwise (1x1, stride 1, no padding) layers
  * multiply the image directly. The naive kernels are the textbook seven loops accumulated in
@@ -58,5 +59,9 @@ void sw_conv2d_backward_params_naive(float *dw, float *db, const float *dy, cons
 
 /* The number of threads the fast kernels may use (the OpenMP team size). */
 int sw_conv2d_threads(void);
+
+/* The weight gradient sums a batch of `batch` samples in this many fixed chunks, each into its
+ * own partial, added in chunk order: the result does not depend on which thread ran what. */
+int sw_conv2d_weight_chunks(int batch);
 
 #endif

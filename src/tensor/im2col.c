@@ -84,13 +84,16 @@ static void im2col_tap_flat(const float *xc, const sw_conv_geom *g, int dh, int 
 }
 
 void sw_im2col(const float *x, const sw_conv_geom *g, float *col) {
-    const int hw_out = g->out_h * g->out_w; /* columns of col */
+    sw_im2col_ld(x, g, col, (size_t)g->out_h * g->out_w);
+}
+
+void sw_im2col_ld(const float *x, const sw_conv_geom *g, float *col, size_t ld) {
     const int flat = g->stride_h == 1 && g->stride_w == 1 && g->out_w == g->width;
     for (int c = 0; c < g->channels; c++) {
         const float *xc = x + (size_t)c * g->height * g->width;
         for (int ki = 0; ki < g->kernel_h; ki++) {
             for (int kj = 0; kj < g->kernel_w; kj++) {
-                float *row = col + ((size_t)(c * g->kernel_h + ki) * g->kernel_w + kj) * hw_out;
+                float *row = col + ((size_t)(c * g->kernel_h + ki) * g->kernel_w + kj) * ld;
                 int off_w = kj * g->dil_w - g->pad_w;
                 if (flat) {
                     im2col_tap_flat(xc, g, ki * g->dil_h - g->pad_h, off_w, row);

@@ -12,6 +12,8 @@
 #ifndef SW_IM2COL_H
 #define SW_IM2COL_H
 
+#include <stddef.h>
+
 /* Geometry of one convolution (or pooling) window sweep over one [channels, height, width]
  * image. out_h/out_w follow PyTorch: floor((in + 2*pad - dil*(k-1) - 1) / stride) + 1. */
 typedef struct sw_conv_geom {
@@ -38,6 +40,9 @@ void sw_conv_span(int out_len, int stride, int offset, int size, int *lo, int *h
 
 /* x [channels, height, width] -> col [channels*kernel_h*kernel_w, out_h*out_w] (overwritten). */
 void sw_im2col(const float *x, const sw_conv_geom *g, float *col);
+/* Same, with row r of col at col + r*ld (ld >= out_h*out_w): several images' columns side by
+ * side in one matrix. */
+void sw_im2col_ld(const float *x, const sw_conv_geom *g, float *col, size_t ld);
 void sw_im2col_naive(const float *x, const sw_conv_geom *g, float *col);
 
 /* dx [channels, height, width] += fold(col [channels*kernel_h*kernel_w, out_h*out_w]). */
