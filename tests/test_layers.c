@@ -523,7 +523,7 @@ static void test_layers_conv_fast_matches_naive(void **state) {
                       *dx2 = calloc(nx, 4), *dw1 = calloc(nw, 4), *dw2 = calloc(nw, 4),
                       *db1 = calloc(d.out_channels, 4), *db2 = calloc(d.out_channels, 4);
                 assert_true(scr && y1 && y2 && dx1 && dx2 && dw1 && dw2 && db1 && db2);
-                sw_conv2d_forward(y1, x->data, w->data, b->data, &d, scr);
+                sw_conv2d_forward(y1, x->data, w->data, b->data, &d, NULL, scr);
                 sw_conv2d_forward_naive(y2, x->data, w->data, b->data, &d);
                 sw_test_assert_close(y1, y2, ny, 1e-5f, 1e-5f, "conv forward");
                 sw_conv2d_backward_input(dx1, dy->data, w->data, &d, scr);
@@ -579,7 +579,7 @@ static void test_layers_conv_taps_matches_naive(void **state) {
                   *dx2 = calloc(nx, 4), *dw1 = calloc(nw, 4), *dw2 = calloc(nw, 4),
                   *db1 = calloc(d.out_channels, 4), *db2 = calloc(d.out_channels, 4);
             assert_true(y1 && y2 && dx1 && dx2 && dw1 && dw2 && db1 && db2);
-            sw_conv2d_forward(y1, x->data, w->data, b->data, &d, scr);
+            sw_conv2d_forward(y1, x->data, w->data, b->data, &d, NULL, scr);
             sw_conv2d_forward_naive(y2, x->data, w->data, b->data, &d);
             sw_test_assert_close(y1, y2, ny, 1e-5f, 1e-5f, "taps forward");
             /* backward accumulates: start both from the same non-zero values */

@@ -1,5 +1,5 @@
 /* test_model.c - the model graph: construction errors, zoo architectures, parameter counts,
- * module tree, clone, determinism, the executor's arena reuse and its gradient memory plan. */
+ * module tree, clone, determinism, the executor's arena reuse, its gradient memory plan and inference fusion. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,6 +300,142 @@ static void test_model_grad_plan_dag_gradients(void **state) {
     sw_model_free(m);
 }
 
+/* Random BatchNorm statistics and affine parameters, so that folding them is not the identity. */
+static void randomize_batchnorms(sw_model *m, uint64_t seed) {
+    sw_rng rng;
+    sw_rng_init(&rng, seed, 1);
+    for (int i = 0; i < m->n_nodes; i++) {
+        sw_layer *l = m->nodes[i].layer;
+        if (l->kind != SW_LAYER_BATCHNORM2D) continue;
+        for (int c = 0; c < l->hp.num_features; c++) {
+            l->params[0].value.data[c] = 0.5f + sw_rng_uniform(&rng);          /* weight */
+            l->params[1].value.data[c] = sw_rng_uniform(&rng) - 0.5f;          /* bias */
+            l->params[2].value.data[c] = 0.2f * (sw_rng_uniform(&rng) - 0.5f); /* mean */
+            l->params[3].value.data[c] = 0.5f + sw_rng_uniform(&rng);          /* var */
+        }
+    }
+}
+
+/* Max |a - b| / (1 + |b|) of two forwards' outputs, fused then unfused. */
+static float fused_vs_unfused(sw_model *m, const sw_tensor *x) {
+    const sw_tensor *out = NULL;
+    sw_model_set_training(m, false);
+    sw_model_set_inference_fusion(m, true);
+    assert_int_equal(sw_model_forward(m, x, &out), SW_OK);
+    assert_true(m->last_forward_fused);
+    sw_tensor *fused = NULL;
+    assert_int_equal(sw_tensor_clone(out, &fused), SW_OK);
+    sw_model_set_inference_fusion(m, false);
+    assert_int_equal(sw_model_forward(m, x, &out), SW_OK);
+    assert_false(m->last_forward_fused);
+    float worst = 0.0f;
+    for (size_t k = 0; k < out->numel; k++) {
+        float d = fabsf(fused->data[k] - out->data[k]) / (1.0f + fabsf(out->data[k]));
+        if (d > worst) worst = d;
+    }
+    sw_tensor_free(fused);
+    return worst;
+}
+
+/* Eval-mode inference fusion finds every Conv2d -> BatchNorm2d [-> ReLU] and Add -> ReLU chain
+ * of the zoo models and computes what the layers compute one by one. */
+static void test_model_inference_fusion_zoo(void **state) {
+    (void)state;
+    static const struct {
+        const char *name;
+        int chains;
+    } zoo[] = {{"fmnist_cnn", 2}, /* conv-bn-relu twice (the Linear -> ReLU stays) */
+               /* stem 1, per block conv1-bn1-relu1 and conv2-bn2 (6 + 6), two downsample
+                * conv-bn, and add-relu per block (6) */
+               {"fmnist_resnet", 21}};
+    for (size_t z = 0; z < sizeof zoo / sizeof zoo[0]; z++) {
+        sw_model *m = NULL;
+        assert_int_equal(sw_zoo_build(zoo[z].name, 5, &m), SW_OK);
+        assert_int_equal(m->fusion_plan.n_chains, zoo[z].chains);
+        randomize_batchnorms(m, 6);
+        sw_shape xs = sw_shape_4d(3, 1, 28, 28);
+        sw_tensor x;
+        assert_int_equal(sw_tensor_init(&x, &xs), SW_OK);
+        sw_test_fill_uniform(&x, 7, -1, 1);
+        assert_true(fused_vs_unfused(m, &x) < 1e-5f);
+        sw_tensor_deinit(&x);
+        sw_model_free(m);
+    }
+}
+
+static sw_status pass_through(void *ctx, sw_node *node, sw_layer_io *io) {
+    (void)node;
+    (void)io;
+    (*(int *)ctx)++;
+    return SW_OK;
+}
+
+/* Depthwise and pointwise convs (the direct and the 1x1 kernels) fuse too; a conv read by two
+ * nodes does not; a chain with hooks on one of its nodes runs unfused, layer by layer; and
+ * backward after a fused forward is refused with a message that says what to do. */
+static void test_model_inference_fusion_rules(void **state) {
+    (void)state;
+    sw_shape in = sw_shape_3d(4, 9, 9);
+    sw_model *m = NULL;
+    assert_int_equal(sw_model_new("custom", &in, &m), SW_OK);
+    sw_layer_hparams dw = sw_layer_hparams_default(SW_LAYER_CONV2D);
+    dw.in_channels = dw.out_channels = dw.groups = 4;
+    dw.kernel[0] = dw.kernel[1] = 3;
+    dw.padding[0] = dw.padding[1] = 1;
+    sw_layer_hparams bn = sw_layer_hparams_default(SW_LAYER_BATCHNORM2D);
+    bn.num_features = 4;
+    sw_layer_hparams relu = sw_layer_hparams_default(SW_LAYER_RELU);
+    sw_layer_hparams pw = sw_layer_hparams_default(SW_LAYER_CONV2D);
+    pw.in_channels = pw.out_channels = 4;
+    pw.kernel[0] = pw.kernel[1] = 1;
+    sw_layer_hparams plain = sw_layer_hparams_default(SW_LAYER_ADD);
+    add_node(m, "dw", SW_LAYER_CONV2D, &dw, NULL, 0);
+    add_node(m, "dw_bn", SW_LAYER_BATCHNORM2D, &bn, NULL, 0);
+    add_node(m, "dw_relu", SW_LAYER_RELU, &relu, NULL, 0);
+    add_node(m, "pw", SW_LAYER_CONV2D, &pw, NULL, 0);
+    add_node(m, "pw_bn", SW_LAYER_BATCHNORM2D, &bn, NULL, 0);
+    add_node(m, "shared", SW_LAYER_CONV2D, &pw, NULL, 0); /* read by the BN and by the Add */
+    add_node(m, "shared_bn", SW_LAYER_BATCHNORM2D, &bn, NULL, 0);
+    add_node(m, "join", SW_LAYER_ADD, &plain, (const char *[]){"shared_bn", "shared"}, 2);
+    add_node(m, "out", SW_LAYER_RELU, &relu, NULL, 0);
+    assert_int_equal(sw_model_finalize(m), SW_OK);
+    sw_model_init_params(m, 8);
+    randomize_batchnorms(m, 9);
+    const sw_fusion_plan *plan = &m->fusion_plan;
+    assert_int_equal(plan->n_chains, 3); /* dw-bn-relu, pw-bn (its BN feeds a second conv), add-relu */
+    assert_int_equal(plan->chain_at[sw_model_find(m, "shared")], -1);
+    assert_int_equal(plan->member_of[sw_model_find(m, "dw_relu")], plan->chain_at[0]);
+
+    sw_shape xs = sw_shape_4d(2, 4, 9, 9);
+    sw_tensor x;
+    assert_int_equal(sw_tensor_init(&x, &xs), SW_OK);
+    sw_test_fill_uniform(&x, 10, -1, 1);
+    assert_true(fused_vs_unfused(m, &x) < 1e-5f);
+
+    /* a hook on the BN: that chain runs layer by layer, and its BN output is its own */
+    int calls = 0;
+    sw_node_hooks hooks = {.ctx = &calls, .after_forward = pass_through};
+    int dw_bn = sw_model_find(m, "dw_bn"), dw_relu = sw_model_find(m, "dw_relu");
+    m->nodes[dw_bn].hooks = &hooks;
+    sw_model_set_inference_fusion(m, true);
+    const sw_tensor *out = NULL;
+    assert_int_equal(sw_model_forward(m, &x, &out), SW_OK);
+    assert_int_equal(calls, 1);
+    assert_ptr_not_equal(m->outs[dw_bn].data, m->outs[dw_relu].data);
+    assert_true(m->last_forward_fused); /* the other chains still fused */
+    m->nodes[dw_bn].hooks = NULL;
+
+    assert_int_equal(sw_model_forward(m, &x, &out), SW_OK);
+    assert_ptr_equal(m->outs[dw_bn].data, m->outs[dw_relu].data);
+    sw_tensor dl;
+    assert_int_equal(sw_tensor_init(&dl, &out->shape), SW_OK);
+    assert_int_equal(sw_model_backward(m, &dl), SW_ERR_ARG);
+    assert_non_null(strstr(sw_error_message(), "training mode"));
+    sw_tensor_deinit(&dl);
+    sw_tensor_deinit(&x);
+    sw_model_free(m);
+}
+
 /* A wrongly shaped input is refused with both shapes in the message. */
 static void test_model_forward_wrong_shape(void **state) {
     (void)state;
@@ -328,6 +464,8 @@ int main(void) {
         cmocka_unit_test(test_model_forward_wrong_shape),
         cmocka_unit_test(test_model_grad_plan_resnet),
         cmocka_unit_test(test_model_grad_plan_dag_gradients),
+        cmocka_unit_test(test_model_inference_fusion_zoo),
+        cmocka_unit_test(test_model_inference_fusion_rules),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "../tensor/arena.h"
+#include "../tensor/epilogue.h"
 #include "../tensor/rng.h"
 #include "../tensor/tensor.h"
 
@@ -86,6 +87,10 @@ typedef struct sw_layer_ops {
     /* Per-sample output shape from per-sample input shapes; errors say what does not fit. */
     sw_status (*infer_shape)(const sw_layer *layer, const sw_shape *in, int n_in, sw_shape *out);
     sw_status (*forward)(const sw_layer *layer, const sw_layer_io *io);
+    /* Optional (NULL: the layer cannot): forward with `ep` applied to every output value, for
+     * the eval-mode inference fusion (src/nn/inference_fusion.h). A layer may support only
+     * part of an epilogue and refuses the rest with SW_ERR_ARG (Add: ReLU only). */
+    sw_status (*forward_fused)(const sw_layer *layer, const sw_layer_io *io, const sw_epilogue *ep);
     /* din[i] may be NULL for inputs that need no gradient. */
     sw_status (*backward_input)(const sw_layer *layer, const sw_layer_io *io,
                                 const sw_tensor *dout, sw_tensor *const *din);

@@ -37,6 +37,7 @@ void sw_model_free(sw_model *model) {
     free(model->outs);
     free(model->douts);
     sw_grad_plan_free(&model->grad_plan);
+    sw_fusion_plan_free(&model->fusion_plan);
     sw_arena_deinit(&model->arena);
     free(model->arch);
     free(model);
@@ -175,6 +176,7 @@ sw_status sw_model_finalize(sw_model *model) {
         !model->saved || !model->outs || !model->douts)
         return SW_FAIL(SW_ERR_NOMEM, "cannot allocate %zu parameters", n_params + n_buffers);
     SW_TRY(sw_grad_plan_build(model->nodes, model->n_nodes, &model->grad_plan));
+    SW_TRY(sw_fusion_plan_build(model->nodes, model->n_nodes, &model->fusion_plan));
     model->n_param_floats = n_params;
     model->n_buffer_floats = n_buffers;
     size_t at_param = 0, at_buffer = 0;
@@ -233,7 +235,32 @@ void sw_model_init_params(sw_model *model, uint64_t seed) {
 
 void sw_model_set_training(sw_model *model, bool training) { model->training = training; }
 
+void sw_model_set_inference_fusion(sw_model *model, bool on) { model->inference_fusion = on; }
+
 void sw_model_set_seed(sw_model *model, uint64_t seed) { sw_rng_init(&model->rng, seed, 0x5eed); }
+
+/* Runs `chain` as its head's kernel with the rest as the epilogue, writing io->out (the head's
+ * output buffer, all the chain's nodes share the same shape); the later nodes' outputs alias
+ * it. */
+static sw_status forward_chain(sw_model *model, const sw_fusion_chain *chain, sw_layer_io *io) {
+    const sw_layer *head = model->nodes[chain->head].layer;
+    sw_epilogue ep = {.relu = chain->relu >= 0};
+    if (chain->bn >= 0) {
+        const sw_layer *bn = model->nodes[chain->bn].layer;
+        float *affine = sw_arena_floats(&model->arena, 2 * (size_t)bn->hp.num_features);
+        if (!affine) return SW_ERR_NOMEM;
+        sw_fusion_bn_affine(bn, affine, affine + bn->hp.num_features);
+        ep.scale = affine;
+        ep.shift = affine + bn->hp.num_features;
+    }
+    if (!head->ops->forward_fused)
+        return SW_FAIL(SW_ERR_ARG, "%s cannot run an epilogue", head->ops->type_name);
+    SW_TRY(head->ops->forward_fused(head, io, &ep));
+    if (chain->bn >= 0) model->outs[chain->bn] = *io->out;
+    if (chain->relu >= 0) model->outs[chain->relu] = *io->out;
+    model->last_forward_fused = true;
+    return SW_OK;
+}
 
 sw_status sw_model_forward(sw_model *model, const sw_tensor *x, const sw_tensor **out) {
     if (!model->finalized) SW_TRY(sw_model_finalize(model));
@@ -248,10 +275,22 @@ sw_status sw_model_forward(sw_model *model, const sw_tensor *x, const sw_tensor 
     int batch = x->shape.dims[0];
     sw_arena_reset(&model->arena);
     model->batch = batch;
+    const bool fuse = model->inference_fusion && !model->training;
+    const sw_fusion_plan *plan = &model->fusion_plan;
+    model->last_forward_fused = false;
     for (int i = 0; i < model->n_nodes; i++) {
         sw_node *node = &model->nodes[i];
         sw_layer *l = node->layer;
         sw_layer_io *io = &model->ios[i];
+        model->saved[i] = NULL;
+        /* a later node of a chain that ran fused: its output was written (or aliased) then */
+        if (fuse && plan->member_of[i] >= 0 &&
+            sw_fusion_chain_ready(&plan->chains[plan->member_of[i]], model->nodes))
+            continue;
+        const sw_fusion_chain *chain = NULL;
+        if (fuse && plan->chain_at[i] >= 0 &&
+            sw_fusion_chain_ready(&plan->chains[plan->chain_at[i]], model->nodes))
+            chain = &plan->chains[plan->chain_at[i]];
         *io = (sw_layer_io){.n_in = node->n_inputs,
                             .arena = &model->arena,
                             .rng = &model->rng,
@@ -265,14 +304,17 @@ sw_status sw_model_forward(sw_model *model, const sw_tensor *x, const sw_tensor 
         if (!data) return sw_error_prefix("forward of \"%s\"", node->name), SW_ERR_NOMEM;
         model->outs[i] = sw_tensor_view(data, &out_shape);
         io->out = &model->outs[i];
-        model->saved[i] = NULL;
         io->saved = &model->saved[i];
         sw_status st = SW_OK;
-        if (node->hooks && node->hooks->before_forward)
-            st = node->hooks->before_forward(node->hooks->ctx, node, io);
-        if (st == SW_OK) st = l->ops->forward(l, io);
-        if (st == SW_OK && node->hooks && node->hooks->after_forward)
-            st = node->hooks->after_forward(node->hooks->ctx, node, io);
+        if (chain) {
+            st = forward_chain(model, chain, io);
+        } else {
+            if (node->hooks && node->hooks->before_forward)
+                st = node->hooks->before_forward(node->hooks->ctx, node, io);
+            if (st == SW_OK) st = l->ops->forward(l, io);
+            if (st == SW_OK && node->hooks && node->hooks->after_forward)
+                st = node->hooks->after_forward(node->hooks->ctx, node, io);
+        }
         if (st != SW_OK) {
             sw_error_prefix("forward of \"%s\"", node->name);
             return st;
@@ -347,6 +389,9 @@ sw_status sw_model_backward(sw_model *model, const sw_tensor *dout) {
     int last = model->n_nodes - 1;
     if (model->batch == 0 || !model->finalized)
         return SW_FAIL(SW_ERR_ARG, "backward called before forward");
+    if (model->last_forward_fused)
+        return SW_FAIL(SW_ERR_ARG, "backward after an inference-fused forward (evaluation mode "
+                                   "with inference fusion on): run forward in training mode");
     if (!sw_shape_equal(&dout->shape, &model->outs[last].shape)) {
         char a[64], b[64];
         return SW_FAIL(SW_ERR_SHAPE, "output gradient has shape %s, the output is %s",

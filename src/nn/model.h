@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "grad_plan.h"
+#include "inference_fusion.h"
 #include "layer.h"
 
 #define SW_NODE_INPUT (-1) /* the index that stands for the model's input in node->inputs */
@@ -83,6 +84,9 @@ typedef struct sw_model {
                            arena block laid out by grad_plan, so each is valid only from its
                            last consumer's backward to its own */
     sw_grad_plan grad_plan;
+    bool inference_fusion;      /* see sw_model_set_inference_fusion */
+    bool last_forward_fused;    /* some outputs of the last forward alias others: no backward */
+    sw_fusion_plan fusion_plan; /* the chains fusion may run, found by finalize */
     sw_rng rng;         /* dropout */
 } sw_model;
 
@@ -109,6 +113,11 @@ int sw_model_find(const sw_model *model, const char *name);
 sw_shape sw_model_output_shape(const sw_model *model);
 
 void sw_model_set_training(sw_model *model, bool training);
+/* Lets eval-mode forwards run Conv2d -> BatchNorm2d -> ReLU (and Add -> ReLU) chains as one
+ * kernel (inference_fusion.h). Outputs of the chains' inner nodes are then not computed (they
+ * alias the chain's result), and backward refuses to run after such a forward. For latency
+ * and evaluation; off by default. */
+void sw_model_set_inference_fusion(sw_model *model, bool on);
 void sw_model_set_seed(sw_model *model, uint64_t seed);
 
 /* Runs the graph on x [N, input_shape...]. *out points at the output node's activation (owned

@@ -217,8 +217,8 @@ static void direct_backward_params_plane(double *acc, const float *dyp, const fl
     }
 }
 
-static void direct_forward(float *y, const float *x, const float *w, const float *b, const dims *s,
-                           const sw_conv_geom *g) {
+static void direct_forward(float *y, const float *x, const float *w, const float *b,
+                           const sw_epilogue *ep, const dims *s, const sw_conv_geom *g) {
     const long planes = (long)s->n * s->o;
     const int taps = g->kernel_h * g->kernel_w;
     int lo[SW_CONV_DIRECT_MAX_TAPS], hi[SW_CONV_DIRECT_MAX_TAPS];
@@ -228,6 +228,10 @@ static void direct_forward(float *y, const float *x, const float *w, const float
         const int n = (int)(pl / s->o), o = (int)(pl % s->o), ci = o / s->og;
         direct_forward_plane(y + (size_t)pl * s->p, x + ((size_t)n * s->c + ci) * s->hw,
                              w + (size_t)o * taps, b ? b[o] : 0.0f, g, lo, hi);
+        if (ep) /* the plane already holds its bias */
+            sw_epilogue_apply(y + (size_t)pl * s->p, y + (size_t)pl * s->p, (size_t)s->p,
+                              ep->scale ? ep->scale[o] : 1.0f, ep->shift ? ep->shift[o] : 0.0f,
+                              ep->relu);
     }
 }
 
@@ -271,14 +275,14 @@ static void direct_backward_params(float *dw, float *db, const float *dy, const 
 }
 
 void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
-                       const sw_conv2d_desc *d, float *scratch) {
+                       const sw_conv2d_desc *d, const sw_epilogue *ep, float *scratch) {
     if (sw_conv_taps_suits(d)) {
-        sw_conv_taps_forward(y, x, w, b, d, scratch);
+        sw_conv_taps_forward(y, x, w, b, d, ep, scratch);
         return;
     }
     const dims s = dims_of(d);
     if (s.direct) {
-        direct_forward(y, x, w, b, &s, &d->geom);
+        direct_forward(y, x, w, b, ep, &s, &d->geom);
         return;
     }
     /* Each thread owns one [K, P] column buffer of the scratch, indexed by its id. Samples are
@@ -305,12 +309,13 @@ void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
                 sw_im2col(xg, &s.group_geom, col);
                 sw_sgemm(false, false, s.og, s.p, s.k, 1.0f, wg, s.k, col, s.p, 0.0f, yg, s.p);
             }
-            if (b) {
+            if (b || ep) {
+                /* the sample's output is still in cache: bias and epilogue in one pass */
                 for (int o = 0; o < s.o; o++) {
                     float *yo = y + ((size_t)n * s.o + o) * s.p;
-                    const float bo = b[o];
-#pragma omp simd
-                    for (int i = 0; i < s.p; i++) yo[i] += bo;
+                    float a, c;
+                    sw_epilogue_coeffs(ep, b, o, &a, &c);
+                    sw_epilogue_apply(yo, yo, (size_t)s.p, a, c, ep && ep->relu);
                 }
             }
         }

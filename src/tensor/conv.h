@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 
+#include "epilogue.h"
 #include "im2col.h"
 
 typedef struct sw_conv2d_desc {
@@ -39,9 +40,9 @@ typedef enum sw_conv2d_pass {
 /* Floats of scratch `pass` needs when it runs on up to sw_conv2d_threads() threads. */
 size_t sw_conv2d_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass);
 
-/* y = conv(x, w) + b. */
+/* y = conv(x, w) + b, then the epilogue (NULL: none) applied to every output. */
 void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
-                       const sw_conv2d_desc *d, float *scratch);
+                       const sw_conv2d_desc *d, const sw_epilogue *ep, float *scratch);
 /* dx += conv_transpose(dy, w). */
 void sw_conv2d_backward_input(float *dx, const float *dy, const float *w, const sw_conv2d_desc *d,
                               float *scratch);

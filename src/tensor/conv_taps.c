@@ -105,7 +105,7 @@ static void pad_rows(float *dyp, const float *dy, const taps *t) {
 }
 
 void sw_conv_taps_forward(float *y, const float *x, const float *w, const float *b,
-                          const sw_conv2d_desc *d, float *scratch) {
+                          const sw_conv2d_desc *d, const sw_epilogue *ep, float *scratch) {
     const taps t = taps_of(d);
     float *wt = scratch;
     weights_by_tap(wt, w, &t);
@@ -122,14 +122,14 @@ void sw_conv_taps_forward(float *y, const float *x, const float *w, const float 
                 sw_sgemm(false, false, t.o, (int)t.cols, t.c, 1.0f, wt + (size_t)k * t.o * t.c, t.c,
                          xp + tap_offset(&t, k), (int)t.plane, k ? 1.0f : 0.0f, yp, (int)t.cols);
             float *yn = y + (size_t)n * t.o * t.ho * t.wo;
+            /* un-pad, with the bias and the epilogue on the way */
             for (int o = 0; o < t.o; o++) {
-                const float bias = b ? b[o] : 0.0f;
-                for (int i = 0; i < t.ho; i++) {
-                    const float *src = yp + (size_t)o * t.cols + (size_t)i * t.wp;
-                    float *dst = yn + ((size_t)o * t.ho + i) * t.wo;
-#pragma omp simd
-                    for (int j = 0; j < t.wo; j++) dst[j] = src[j] + bias;
-                }
+                float a, c;
+                sw_epilogue_coeffs(ep, b, o, &a, &c);
+                for (int i = 0; i < t.ho; i++)
+                    sw_epilogue_apply(yn + ((size_t)o * t.ho + i) * t.wo,
+                                      yp + (size_t)o * t.cols + (size_t)i * t.wp, (size_t)t.wo, a,
+                                      c, ep && ep->relu);
             }
         }
     }

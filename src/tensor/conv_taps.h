@@ -38,7 +38,7 @@ bool sw_conv_taps_suits(const sw_conv2d_desc *d);
 
 size_t sw_conv_taps_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass);
 void sw_conv_taps_forward(float *y, const float *x, const float *w, const float *b,
-                          const sw_conv2d_desc *d, float *scratch);
+                          const sw_conv2d_desc *d, const sw_epilogue *ep, float *scratch);
 void sw_conv_taps_backward_input(float *dx, const float *dy, const float *w,
                                  const sw_conv2d_desc *d, float *scratch);
 void sw_conv_taps_backward_params(float *dw, float *db, const float *dy, const float *x,

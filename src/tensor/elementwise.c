@@ -37,6 +37,14 @@ void sw_vec_sum2(float *restrict dst, const float *a, const float *b, size_t n) 
     for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
 }
 
+void sw_vec_sum2_relu(float *restrict dst, const float *a, const float *b, size_t n) {
+#pragma omp parallel for simd schedule(dynamic, SW_PAR_CHUNK) if (n >= SW_PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float v = a[i] + b[i];
+        dst[i] = v < 0.0f ? 0.0f : v; /* NaN passes, as sw_vec_clamp lets it */
+    }
+}
+
 void sw_vec_axpy(float *restrict dst, float s, const float *restrict src, size_t n) {
 #pragma omp parallel for simd schedule(dynamic, SW_PAR_CHUNK) if (n >= SW_PAR_MIN)
     for (size_t i = 0; i < n; i++) dst[i] += s * src[i];

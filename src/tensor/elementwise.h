@@ -15,6 +15,8 @@ void sw_vec_copy(float *dst, const float *src, size_t n);
 void sw_vec_add(float *dst, const float *src, size_t n);
 /* dst = a + b. */
 void sw_vec_sum2(float *dst, const float *a, const float *b, size_t n);
+/* dst = max(a + b, 0), NaN kept: an Add and the ReLU after it in one pass. */
+void sw_vec_sum2_relu(float *dst, const float *a, const float *b, size_t n);
 /* dst += s * src. */
 void sw_vec_axpy(float *dst, float s, const float *src, size_t n);
 

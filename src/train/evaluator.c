@@ -467,8 +467,10 @@ sw_status sw_evaluator_evaluate(sw_evaluator *ev, sw_model *model, double *accur
     /* Labels are bytes in the dataset and ints for the loss: one batch of them, converted. */
     int *labels = malloc((size_t)bs * sizeof *labels);
     if (!labels) return SW_FAIL(SW_ERR_NOMEM, "evaluate: cannot allocate %d labels", bs);
-    bool was_training = model->training;
+    bool was_training = model->training, was_fusing = model->inference_fusion;
     sw_model_set_training(model, false);
+    /* only the logits are read: chains without hooks may run fused */
+    sw_model_set_inference_fusion(model, true);
     size_t per_image = (size_t)ds->channels * (size_t)ds->height * (size_t)ds->width;
     long correct = 0;
     double loss_sum = 0;
@@ -492,6 +494,7 @@ sw_status sw_evaluator_evaluate(sw_evaluator *ev, sw_model *model, double *accur
             ev->eval_progress(ev->eval_progress_ctx, at + b, ds->n);
     }
     sw_model_set_training(model, was_training);
+    sw_model_set_inference_fusion(model, was_fusing);
     free(labels);
     if (s != SW_OK) {
         sw_error_prefix("evaluate on \"%s\"", ds->name);

@@ -36,6 +36,18 @@ static sw_status add_forward(const sw_layer *layer, const sw_layer_io *io) {
     return SW_OK;
 }
 
+/* relu(in0 + in1): the residual join and the ReLU after it in one pass. Two inputs and a bare
+ * ReLU only; the fusion plan asks for nothing else. */
+static sw_status add_forward_fused(const sw_layer *layer, const sw_layer_io *io,
+                                   const sw_epilogue *ep) {
+    if (!ep) return add_forward(layer, io);
+    if (ep->scale || ep->shift || io->n_in != 2)
+        return SW_FAIL(SW_ERR_ARG, "Add fuses only a ReLU over two inputs");
+    if (!ep->relu) return add_forward(layer, io);
+    sw_vec_sum2_relu(io->out->data, io->in[0]->data, io->in[1]->data, io->out->numel);
+    return SW_OK;
+}
+
 /* d(sum)/d(in_i) = 1: every input that wants a gradient gets dy added. */
 static sw_status add_backward_input(const sw_layer *layer, const sw_layer_io *io,
                                     const sw_tensor *dout, sw_tensor *const *din) {
@@ -58,6 +70,7 @@ const sw_layer_ops sw_add_ops = {
     .max_inputs = SW_MAX_INPUTS,
     .infer_shape = add_infer_shape,
     .forward = add_forward,
+    .forward_fused = add_forward_fused,
     .backward_input = add_backward_input,
     .flops = add_flops,
 };

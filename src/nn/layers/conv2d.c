@@ -84,17 +84,23 @@ static sw_conv2d_desc conv2d_desc(const sw_layer *layer, const sw_tensor *x) {
     };
 }
 
-/* y [N, O, Ho, Wo] = conv(x [N, C, H, W], io->params[0]) + io->params[1]. The parameters are
+/* y [N, O, Ho, Wo] = conv(x [N, C, H, W], io->params[0]) + io->params[1], then the epilogue
+ * (NULL for a plain forward; inference fusion passes one). The parameters are
  * read through io (a wrapper may have substituted masked or fake-quantized copies); scratch
  * for the im2col columns comes from the step arena. */
-static sw_status conv2d_forward(const sw_layer *layer, const sw_layer_io *io) {
+static sw_status conv2d_forward_fused(const sw_layer *layer, const sw_layer_io *io,
+                                      const sw_epilogue *ep) {
     sw_conv2d_desc d = conv2d_desc(layer, io->in[0]);
     float *scratch;
     SW_TRY(layer_scratch(io->arena, sw_conv2d_scratch_floats(&d, SW_CONV2D_FORWARD),
                          "Conv2d im2col columns", &scratch));
     const float *b = layer->hp.bias ? io->params[1]->data : NULL;
-    sw_conv2d_forward(io->out->data, io->in[0]->data, io->params[0]->data, b, &d, scratch);
+    sw_conv2d_forward(io->out->data, io->in[0]->data, io->params[0]->data, b, &d, ep, scratch);
     return SW_OK;
+}
+
+static sw_status conv2d_forward(const sw_layer *layer, const sw_layer_io *io) {
+    return conv2d_forward_fused(layer, io, NULL);
 }
 
 /* dx += conv_transpose(dy, W), with the same (possibly substituted) W forward used. */
@@ -142,6 +148,7 @@ const sw_layer_ops sw_conv2d_ops = {
     .init = conv2d_init,
     .infer_shape = conv2d_infer_shape,
     .forward = conv2d_forward,
+    .forward_fused = conv2d_forward_fused,
     .backward_input = conv2d_backward_input,
     .backward_params = conv2d_backward_params,
     .flops = conv2d_flops,

@@ -1,0 +1,44 @@
+/* epilogue.h - a per-channel affine map and ReLU that a forward kernel applies to each output
+ * value while it is still in cache, instead of separate passes over memory afterwards.
+ *
+ * Inference fusion (src/nn/inference_fusion.h) uses it to fold an eval-mode BatchNorm (a fixed
+ * per-channel scale and shift) and a following ReLU into the convolution that feeds them:
+ *     y[c] = relu?((conv[c] + bias[c]) * scale[c] + shift[c]).
+ */
+#ifndef SW_EPILOGUE_H
+#define SW_EPILOGUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct sw_epilogue {
+    const float *scale; /* [C] or NULL (1) */
+    const float *shift; /* [C] or NULL (0) */
+    bool relu;
+} sw_epilogue;
+
+/* The map of channel c as y = v * a + b (then ReLU if ep->relu), the layer's own bias folded
+ * into b. ep may be NULL (a = 1, b = the bias). */
+static inline void sw_epilogue_coeffs(const sw_epilogue *ep, const float *bias, int c, float *a,
+                                      float *b) {
+    float s = ep && ep->scale ? ep->scale[c] : 1.0f;
+    *a = s;
+    *b = (bias ? bias[c] : 0.0f) * s + (ep && ep->shift ? ep->shift[c] : 0.0f);
+}
+
+/* dst[i] = relu?(src[i] * a + b) for n values (dst may equal src). */
+static inline void sw_epilogue_apply(float *dst, const float *src, size_t n, float a, float b,
+                                     bool relu) {
+    if (relu) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            float v = src[i] * a + b;
+            dst[i] = v < 0.0f ? 0.0f : v; /* NaN passes, as ReLU's clamp lets it */
+        }
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) dst[i] = src[i] * a + b;
+    }
+}
+
+#endif
