@@ -232,6 +232,11 @@ sw_status sw_tui_term_open(const sw_tui_term_options *opt, sw_tui_io *io) {
     noecho();
     nonl();
     keypad(stdscr, TRUE);
+    /* No typeahead checks during an update: curses would flush what it has so far and poll the
+     * keyboard every few cells, one write (and one wake-up of the terminal, e.g. tmux, on the
+     * cores that train) per fragment. Measured under tmux: 30-40 writes a frame, each frame
+     * step 15 ms slower; one write a frame without. Keys are read between frames anyway. */
+    typeahead(-1);
     set_escdelay(25);
     curs_set(0);
     term_utf8 = opt->utf8;

@@ -3,7 +3,8 @@
 # charts redrawn live, metrics recorded with --record) versus headless (`shrinkwrap train
 # --log`), alternating UI and headless runs so that drifting machine load hits both alike.
 # Throughput = images of the step events / time between the first and the last step event, read
-# from each run's JSON-lines log, so start-up and evaluation passes are left out of both.
+# from each run's JSON-lines log, so start-up and evaluation passes are left out of both. The
+# last row gives the median of each column; its ratio is the median of the rounds' ratios.
 #
 # Usage: tests/bench/bench_tui_overhead.sh [THREADS] [STEPS] [ROUNDS] [MODEL]
 #   defaults: 2 threads, 300 steps of batch 128, 3 rounds, fmnist_cnn
@@ -15,7 +16,7 @@ steps=${2:-300}
 rounds=${3:-3}
 model=${4:-fmnist_cnn}
 if [ -n "${SW_BIN:-}" ]; then
-  bin=$SW_BIN
+  bin=$(realpath "$SW_BIN") # the UI run starts in another folder
 else
   "$root/scripts/bootstrap"
   bin="$("$root/scripts/build" release)/shrinkwrap"
@@ -78,12 +79,14 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ), $model, $steps steps of batch 128, threads=
      "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "| round | headless images/s | UI images/s | UI / headless |"
 echo "|---|---|---|---|"
-hs=() us=()
+# Rounds alternate which run goes first, so that a drift of the machine's speed within a round
+# does not always favour the same side; the verdict is the median of the per-round ratios.
+hs=() us=() rs=()
 for ((r = 1; r <= rounds; r++)); do
-  h=$(headless "$r"); u=$(ui "$r")
-  hs+=("$h"); us+=("$u")
-  echo "| $r | $h | $u | $(awk -v h="$h" -v u="$u" 'BEGIN {printf "%.3f", u / h}') |"
+  if ((r % 2)); then h=$(headless "$r"); u=$(ui "$r"); else u=$(ui "$r"); h=$(headless "$r"); fi
+  ratio=$(awk -v h="$h" -v u="$u" 'BEGIN {printf "%.3f", u / h}')
+  hs+=("$h"); us+=("$u"); rs+=("$ratio")
+  echo "| $r | $h | $u | $ratio |"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-mh=$(median "${hs[@]}"); mu=$(median "${us[@]}")
-echo "| median | $mh | $mu | $(awk -v h="$mh" -v u="$mu" 'BEGIN {printf "%.3f", u / h}') |"
+echo "| median | $(median "${hs[@]}") | $(median "${us[@]}") | $(median "${rs[@]}") |"
