@@ -17,6 +17,7 @@
 #include "tensor/blas.h"
 #include "tensor/conv.h"
 #include "tensor/conv_taps.h"
+#include "tensor/elementwise.h"
 #include "tensor/im2col.h"
 #include "tensor/pool.h"
 
@@ -526,9 +527,15 @@ static void test_layers_conv_fast_matches_naive(void **state) {
                 sw_conv2d_forward(y1, x->data, w->data, b->data, &d, NULL, scr);
                 sw_conv2d_forward_naive(y2, x->data, w->data, b->data, &d);
                 sw_test_assert_close(y1, y2, ny, 1e-5f, 1e-5f, "conv forward");
-                sw_conv2d_backward_input(dx1, dy->data, w->data, &d, scr);
+                /* overwriting: dx1's old contents (NaN) must not matter */
+                for (size_t k = 0; k < nx; k++) dx1[k] = NAN;
+                sw_conv2d_backward_input(dx1, dy->data, w->data, &d, scr, false);
                 sw_conv2d_backward_input_naive(dx2, dy->data, w->data, &d);
                 sw_test_assert_close(dx1, dx2, nx, 1e-5f, 1e-5f, "conv input gradient");
+                /* accumulating: twice the gradient */
+                sw_conv2d_backward_input(dx1, dy->data, w->data, &d, scr, true);
+                sw_conv2d_backward_input_naive(dx2, dy->data, w->data, &d);
+                sw_test_assert_close(dx1, dx2, nx, 1e-5f, 1e-5f, "conv input gradient, added");
                 sw_conv2d_backward_params(dw1, db1, dy->data, x->data, &d, scr);
                 sw_conv2d_backward_params_naive(dw2, db2, dy->data, x->data, &d);
                 sw_test_assert_close(dw1, dw2, nw, 1e-4f, 1e-5f, "conv weight gradient");
@@ -584,9 +591,14 @@ static void test_layers_conv_taps_matches_naive(void **state) {
             sw_test_assert_close(y1, y2, ny, 1e-5f, 1e-5f, "taps forward");
             /* backward accumulates: start both from the same non-zero values */
             for (size_t k = 0; k < nx; k++) dx1[k] = dx2[k] = 0.5f;
-            sw_conv2d_backward_input(dx1, dy->data, w->data, &d, scr);
+            sw_conv2d_backward_input(dx1, dy->data, w->data, &d, scr, true);
             sw_conv2d_backward_input_naive(dx2, dy->data, w->data, &d);
             sw_test_assert_close(dx1, dx2, nx, 1e-5f, 1e-5f, "taps input gradient");
+            /* overwriting: the gradient alone, whatever dx held */
+            for (size_t k = 0; k < nx; k++) dx1[k] = NAN, dx2[k] = 0.0f;
+            sw_conv2d_backward_input(dx1, dy->data, w->data, &d, scr, false);
+            sw_conv2d_backward_input_naive(dx2, dy->data, w->data, &d);
+            sw_test_assert_close(dx1, dx2, nx, 1e-5f, 1e-5f, "taps input gradient, overwritten");
             sw_conv2d_backward_params(dw1, NULL, dy->data, x->data, &d, scr);
             sw_conv2d_backward_params(NULL, db1, dy->data, x->data, &d, scr);
             sw_conv2d_backward_params_naive(dw2, db2, dy->data, x->data, &d);
@@ -689,6 +701,12 @@ static void test_layers_pool_fast_matches_naive(void **state) {
             assert_true(isnan(y1[k]) == isnan(y2[k]));
             if (!isnan(y2[k])) assert_float_equal(y1[k], y2[k], 0);
         }
+        /* max-pool backward: overwriting (dx1 held NaN) equals adding onto zeros */
+        for (size_t k = 0; k < in; k++) dx1[k] = NAN;
+        sw_maxpool2d_backward(dx1, dy->data, a1, planes, &g, false);
+        sw_maxpool2d_backward(dx2, dy->data, a1, planes, &g, true);
+        assert_memory_equal(dx1, dx2, in * 4);
+        memset(dx1, 0, in * 4), memset(dx2, 0, in * 4);
         bool dilated = g.dil_h != 1 || g.dil_w != 1;
         if (!dilated && i != N_GEOMS + 1) {
             sw_avgpool2d_forward(y1, x->data, planes, &g);
@@ -701,6 +719,26 @@ static void test_layers_pool_fast_matches_naive(void **state) {
         free(y1), free(y2), free(a1), free(a2), free(dx1), free(dx2);
         sw_tensor_free(x), sw_tensor_free(dy);
     }
+}
+
+/* The clamp derivative (ReLU, ReLU6) overwrites when told dx holds nothing: the same values as
+ * adding onto zeros, and an infinite or NaN old dx leaves no trace. Above the size where the
+ * kernel goes parallel, to take that path too. */
+static void test_layers_clamp_backward_overwrites(void **state) {
+    (void)state;
+    const size_t n = 1 << 18;
+    sw_tensor *x = rand_tensor(sw_shape_1d((int)n), 61, -8, 8);
+    sw_tensor *dy = rand_tensor(sw_shape_1d((int)n), 62, -1, 1);
+    float *a = malloc(n * 4), *b = calloc(n, 4);
+    assert_true(a && b);
+    for (size_t k = 0; k < n; k++) a[k] = k % 2 ? NAN : INFINITY;
+    sw_vec_clamp_backward(a, dy->data, x->data, 0.0f, 6.0f, n, false);
+    sw_vec_clamp_backward(b, dy->data, x->data, 0.0f, 6.0f, n, true);
+    assert_memory_equal(a, b, n * 4);
+    sw_vec_clamp_backward(a, dy->data, x->data, 0.0f, 6.0f, n, true);
+    for (size_t k = 0; k < n; k++) assert_true(a[k] == 2.0f * b[k]);
+    free(a), free(b);
+    sw_tensor_free(x), sw_tensor_free(dy);
 }
 
 /* BatchNorm's fused forward (statistics + normalisation) and backward (sums + input gradient)
@@ -729,14 +767,21 @@ static void test_layers_batchnorm_fast_matches_naive(void **state) {
         assert_float_equal(y[(1 * c + ch) * s + 7], want, 2e-3);
     }
     for (int mode = 0; mode < 2; mode++) {
-        memset(dx1, 0, total * 4), memset(dx2, 0, total * 4);
-        sw_batchnorm_backward(dx1, g1, gx1, dy->data, x->data, m2, is2, gamma, mode, n, c, s);
+        memset(dx2, 0, total * 4);
+        for (size_t k = 0; k < total; k++) dx1[k] = NAN; /* overwritten, never read */
+        sw_batchnorm_backward(dx1, g1, gx1, dy->data, x->data, m2, is2, gamma, mode, n, c, s,
+                              false);
         sw_batchnorm_backward_naive(dx2, g2, gx2, dy->data, x->data, m2, is2, gamma, mode, n, c, s);
         sw_test_assert_close(g1, g2, 3, 1e-5f, 1e-5f, "sum dy");
         sw_test_assert_close(gx1, gx2, 3, 1e-4f, 1e-4f, "sum dy*xhat");
         sw_test_assert_close(dx1, dx2, total, 1e-4f, 1e-3f, "bn input gradient");
+        sw_batchnorm_backward(dx1, g1, gx1, dy->data, x->data, m2, is2, gamma, mode, n, c, s,
+                              true);
+        sw_batchnorm_backward_naive(dx2, g2, gx2, dy->data, x->data, m2, is2, gamma, mode, n, c, s);
+        sw_test_assert_close(dx1, dx2, total, 1e-4f, 1e-3f, "bn input gradient, added");
         /* sums alone (no dx) are the same numbers */
-        sw_batchnorm_backward(NULL, g1, gx1, dy->data, x->data, m2, is2, gamma, mode, n, c, s);
+        sw_batchnorm_backward(NULL, g1, gx1, dy->data, x->data, m2, is2, gamma, mode, n, c, s,
+                              true);
         sw_test_assert_close(gx1, gx2, 3, 1e-4f, 1e-4f, "sum dy*xhat without dx");
     }
     free(y), free(dx1), free(dx2);
@@ -1261,6 +1306,7 @@ int main(void) {
         cmocka_unit_test(test_layers_im2col_matches_naive),
         cmocka_unit_test(test_layers_conv_fast_matches_naive),
         cmocka_unit_test(test_layers_conv_taps_matches_naive),
+        cmocka_unit_test(test_layers_clamp_backward_overwrites),
         cmocka_unit_test(test_layers_linear_matches_naive),
         cmocka_unit_test(test_layers_pool_fast_matches_naive),
         cmocka_unit_test(test_layers_batchnorm_fast_matches_naive),

@@ -238,8 +238,9 @@ static double weighted_output(sw_model *m, const sw_tensor *x, const sw_tensor *
 }
 
 /* A graph whose gradients meet in every way the plan must handle: a node consumed twice by one
- * Add, a skip connection, a Concat and a dead branch nothing reads. The parameter gradients
- * agree with central finite differences. */
+ * Add, a skip connection, a Concat, a dead branch nothing reads, and layers that overwrite the
+ * gradient they write first instead of adding to a zeroed one. The parameter gradients agree
+ * with central finite differences. */
 static void test_model_grad_plan_dag_gradients(void **state) {
     (void)state;
     sw_shape in = sw_shape_3d(2, 6, 6);
@@ -260,6 +261,11 @@ static void test_model_grad_plan_dag_gradients(void **state) {
     add_node(m, "skip", SW_LAYER_ADD, &plain, (const char *[]){"conv2", "conv1"}, 2);
     sw_layer_hparams cat = sw_layer_hparams_default(SW_LAYER_CONCAT);
     add_node(m, "cat", SW_LAYER_CONCAT, &cat, (const char *[]){"skip", "twice"}, 2);
+    /* BatchNorm overwrites the gradient it writes first (din_fresh); a ReLU after it would put
+     * kinks within the finite-difference step, so ReLU's overwrite is checked on its kernel */
+    sw_layer_hparams bn = sw_layer_hparams_default(SW_LAYER_BATCHNORM2D);
+    bn.num_features = 6;
+    add_node(m, "bn", SW_LAYER_BATCHNORM2D, &bn, NULL, 0);
     sw_layer_hparams flat = sw_layer_hparams_default(SW_LAYER_FLATTEN);
     add_node(m, "flat", SW_LAYER_FLATTEN, &flat, NULL, 0);
     sw_layer_hparams fc = sw_layer_hparams_default(SW_LAYER_LINEAR);

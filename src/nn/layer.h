@@ -77,6 +77,10 @@ typedef struct sw_layer_io {
     sw_arena *arena;  /* per-step scratch, reset before each forward pass */
     sw_rng *rng;      /* for Dropout */
     bool training;
+    /* Backward: din[i] holds no gradient yet (this node is its first writer), so the layer
+     * overwrites it instead of adding to it. Set only for layers whose ops declare
+     * overwrites_din; the others get a zeroed din[i] and always accumulate. */
+    bool din_fresh[SW_MAX_INPUTS];
 } sw_layer_io;
 
 typedef struct sw_layer_ops {
@@ -98,6 +102,8 @@ typedef struct sw_layer_ops {
      * trainable parameters. */
     sw_status (*backward_params)(const sw_layer *layer, const sw_layer_io *io,
                                  const sw_tensor *dout, sw_tensor *const *dparams);
+    /* backward_input honours io->din_fresh (saves the executor zeroing those gradients). */
+    bool overwrites_din;
     /* Floating-point operations of one forward pass for one sample (a multiply-add is 2). */
     double (*flops)(const sw_layer *layer, const sw_shape *in, int n_in, const sw_shape *out);
 } sw_layer_ops;

@@ -409,12 +409,20 @@ sw_status sw_model_backward(sw_model *model, const sw_tensor *dout) {
     }
     memcpy(model->douts[last].data, dout->data, dout->numel * sizeof(float));
     for (int i = last; i >= 0; i--) {
-        /* The first writer of an input's gradient (its last consumer) starts it at zero;
-         * layers accumulate into their input gradients. */
+        /* The first writer of an input's gradient (its last consumer) starts it: a layer that
+         * can overwrite does (din_fresh), otherwise it is zeroed here and the layer adds. */
         const sw_node *node = &model->nodes[i];
+        sw_layer_io *io = &model->ios[i];
+        bool can_overwrite = node->layer->ops->overwrites_din &&
+                             !(node->hooks && node->hooks->transforms_inputs);
         for (int j = 0; j < node->n_inputs; j++) {
             int k = node->inputs[j];
-            if (k != SW_NODE_INPUT && plan->last_consumer[k] == i && !input_seen_before(node, j))
+            io->din_fresh[j] = false;
+            if (k == SW_NODE_INPUT || plan->last_consumer[k] != i || input_seen_before(node, j))
+                continue;
+            if (can_overwrite)
+                io->din_fresh[j] = true;
+            else
                 tensor_zero(&model->douts[k]);
         }
         sw_status st = backward_node(model, i);

@@ -76,7 +76,8 @@ void sw_batchnorm_forward(float *y, float *mean, float *invstd, float *var_biase
  * With fixed (running) statistics only the first term remains. */
 void sw_batchnorm_backward(float *dx, float *sum_dy, float *sum_dy_xhat, const float *dy,
                            const float *x, const float *mean, const float *invstd,
-                           const float *gamma, int batch_stats, int n, int c, int s) {
+                           const float *gamma, int batch_stats, int n, int c, int s,
+                           bool accumulate) {
     const float inv_m = 1.0f / ((float)n * (float)s);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int ch = 0; ch < c; ch++) {
@@ -106,8 +107,13 @@ void sw_batchnorm_backward(float *dx, float *sum_dy, float *sum_dy_xhat, const f
             const float *xr = x + plane(i, ch, c, s);
             const float *dr = dy + plane(i, ch, c, s);
             float *out = dx + plane(i, ch, c, s);
+            if (accumulate) {
 #pragma omp simd
-            for (int j = 0; j < s; j++) out[j] += k * dr[j] + (xr[j] - mu) * p + q;
+                for (int j = 0; j < s; j++) out[j] += k * dr[j] + (xr[j] - mu) * p + q;
+            } else {
+#pragma omp simd
+                for (int j = 0; j < s; j++) out[j] = k * dr[j] + (xr[j] - mu) * p + q;
+            }
         }
     }
 }

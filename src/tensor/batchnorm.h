@@ -11,6 +11,8 @@
 #ifndef SW_BATCHNORM_H
 #define SW_BATCHNORM_H
 
+#include <stdbool.h>
+
 /* y = (x - mean[c]) * invstd[c] * gamma[c] + beta[c] (gamma/beta NULL mean 1/0).
  * With `batch_stats`, first computes mean[C], invstd[C] = 1/sqrt(var + eps) and, when not
  * NULL, var_biased[C] from x; otherwise reads mean and invstd as given. */
@@ -24,10 +26,11 @@ void sw_batchnorm_forward(float *y, float *mean, float *invstd, float *var_biase
  *   dx += gamma*invstd * (dy - sum_dy/M - xhat * sum_dy_xhat/M)   (batch_stats: the statistics
  *                                                                  depended on x), or
  *   dx += gamma*invstd * dy                                       (fixed statistics).
- * gamma NULL means 1. */
+ * gamma NULL means 1. With accumulate false, dx = instead of dx += (its contents ignored). */
 void sw_batchnorm_backward(float *dx, float *sum_dy, float *sum_dy_xhat, const float *dy,
                            const float *x, const float *mean, const float *invstd,
-                           const float *gamma, int batch_stats, int n, int c, int s);
+                           const float *gamma, int batch_stats, int n, int c, int s,
+                           bool accumulate);
 
 /* Oracles, same contracts. */
 void sw_batchnorm_stats_naive(float *mean, float *invstd, float *var_biased, const float *x, int n,

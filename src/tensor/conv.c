@@ -236,7 +236,7 @@ static void direct_forward(float *y, const float *x, const float *w, const float
 }
 
 static void direct_backward_input(float *dx, const float *dy, const float *w, const dims *s,
-                                  const sw_conv_geom *g) {
+                                  const sw_conv_geom *g, bool accumulate) {
     /* one input plane per iteration, gathering its Og output planes: no two threads write the
      * same input pixel */
     const long planes = (long)s->n * s->c;
@@ -246,6 +246,7 @@ static void direct_backward_input(float *dx, const float *dy, const float *w, co
 #pragma omp parallel for schedule(dynamic, 4) if (planes > 1)
     for (long pl = 0; pl < planes; pl++) {
         const int n = (int)(pl / s->c), ci = (int)(pl % s->c);
+        if (!accumulate) memset(dx + (size_t)pl * s->hw, 0, (size_t)s->hw * sizeof *dx);
         for (int j = 0; j < s->og; j++) {
             const int o = ci * s->og + j;
             direct_backward_input_plane(dx + (size_t)pl * s->hw, dy + ((size_t)n * s->o + o) * s->p,
@@ -323,14 +324,14 @@ void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
 }
 
 void sw_conv2d_backward_input(float *dx, const float *dy, const float *w, const sw_conv2d_desc *d,
-                              float *scratch) {
+                              float *scratch, bool accumulate) {
     if (sw_conv_taps_suits(d)) {
-        sw_conv_taps_backward_input(dx, dy, w, d, scratch);
+        sw_conv_taps_backward_input(dx, dy, w, d, scratch, accumulate);
         return;
     }
     const dims s = dims_of(d);
     if (s.direct) {
-        direct_backward_input(dx, dy, w, &s, &d->geom);
+        direct_backward_input(dx, dy, w, &s, &d->geom, accumulate);
         return;
     }
     /* The transpose of forward: the column gradient of a sample is w_g^T dy_g, and col2im adds
@@ -347,12 +348,15 @@ void sw_conv2d_backward_input(float *dx, const float *dy, const float *w, const 
                 const float *dyg = dy + ((size_t)n * s.o + (size_t)g * s.og) * s.p;
                 const float *wg = w + (size_t)g * s.og * s.k;
                 if (s.pointwise) {
-                    /* dx_g [Cg, HW] += w_g^T [Cg, Og] * dy_g [Og, HW] */
-                    sw_sgemm(true, false, s.k, s.p, s.og, 1.0f, wg, s.k, dyg, s.p, 1.0f, dxg, s.p);
+                    /* dx_g [Cg, HW] (+)= w_g^T [Cg, Og] * dy_g [Og, HW] */
+                    sw_sgemm(true, false, s.k, s.p, s.og, 1.0f, wg, s.k, dyg, s.p,
+                             accumulate ? 1.0f : 0.0f, dxg, s.p);
                     continue;
                 }
-                /* dcol [K, P] = w_g^T [K, Og] * dy_g [Og, P], then folded onto dx */
+                /* dcol [K, P] = w_g^T [K, Og] * dy_g [Og, P], then folded onto dx (zeroed first,
+                 * while it is about to be in cache anyway, when it holds nothing yet) */
                 sw_sgemm(true, false, s.k, s.p, s.og, 1.0f, wg, s.k, dyg, s.p, 0.0f, dcol, s.p);
+                if (!accumulate) memset(dxg, 0, (size_t)s.cg * s.hw * sizeof *dxg);
                 sw_col2im(dcol, &s.group_geom, dxg);
             }
         }

@@ -43,9 +43,9 @@ size_t sw_conv2d_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass);
 /* y = conv(x, w) + b, then the epilogue (NULL: none) applied to every output. */
 void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
                        const sw_conv2d_desc *d, const sw_epilogue *ep, float *scratch);
-/* dx += conv_transpose(dy, w). */
+/* dx += conv_transpose(dy, w); with accumulate false, dx = (its contents ignored). */
 void sw_conv2d_backward_input(float *dx, const float *dy, const float *w, const sw_conv2d_desc *d,
-                              float *scratch);
+                              float *scratch, bool accumulate);
 /* dw += dy (*) x, db += sum of dy over N, Ho, Wo. dw or db may be NULL to skip it. */
 void sw_conv2d_backward_params(float *dw, float *db, const float *dy, const float *x,
                                const sw_conv2d_desc *d, float *scratch);

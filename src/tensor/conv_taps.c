@@ -136,7 +136,7 @@ void sw_conv_taps_forward(float *y, const float *x, const float *w, const float 
 }
 
 void sw_conv_taps_backward_input(float *dx, const float *dy, const float *w,
-                                 const sw_conv2d_desc *d, float *scratch) {
+                                 const sw_conv2d_desc *d, float *scratch, bool accumulate) {
     const taps t = taps_of(d);
     float *wt = scratch;
     weights_by_tap(wt, w, &t);
@@ -159,8 +159,12 @@ void sw_conv_taps_backward_input(float *dx, const float *dy, const float *w,
                 for (int i = 0; i < t.h; i++) {
                     const float *src = dxp + (size_t)c * t.plane + (size_t)(i + t.ph) * t.wp + t.pw;
                     float *dst = dxn + ((size_t)c * t.h + i) * t.w;
+                    if (accumulate) {
 #pragma omp simd
-                    for (int j = 0; j < t.w; j++) dst[j] += src[j];
+                        for (int j = 0; j < t.w; j++) dst[j] += src[j];
+                    } else {
+                        memcpy(dst, src, (size_t)t.w * sizeof *dst);
+                    }
                 }
         }
     }

@@ -40,7 +40,7 @@ size_t sw_conv_taps_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass)
 void sw_conv_taps_forward(float *y, const float *x, const float *w, const float *b,
                           const sw_conv2d_desc *d, const sw_epilogue *ep, float *scratch);
 void sw_conv_taps_backward_input(float *dx, const float *dy, const float *w,
-                                 const sw_conv2d_desc *d, float *scratch);
+                                 const sw_conv2d_desc *d, float *scratch, bool accumulate);
 void sw_conv_taps_backward_params(float *dw, float *db, const float *dy, const float *x,
                                   const sw_conv2d_desc *d, float *scratch);
 

@@ -62,13 +62,20 @@ void sw_vec_clamp(float *y, const float *x, float lo, float hi, size_t n) {
 }
 
 void sw_vec_clamp_backward(float *restrict dx, const float *restrict dy, const float *restrict x,
-                           float lo, float hi, size_t n) {
+                           float lo, float hi, size_t n, bool accumulate) {
+    /* & (not &&) and an unconditional load of dy: the body has no branch to vectorise around.
+     * A select, not a multiply by 0/1, so an infinite dy stays out of the result. */
+    if (accumulate) {
 #pragma omp parallel for simd schedule(dynamic, SW_PAR_CHUNK) if (n >= SW_PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        /* & (not &&) and an unconditional load of dy: the body has no branch to vectorise
-         * around. A select, not a multiply by 0/1, so an infinite dy stays out of the result. */
-        float g = dy[i];
-        int pass = (x[i] > lo) & (x[i] < hi);
-        dx[i] += pass ? g : 0.0f;
+        for (size_t i = 0; i < n; i++) {
+            int pass = (x[i] > lo) & (x[i] < hi);
+            dx[i] += pass ? dy[i] : 0.0f;
+        }
+    } else {
+#pragma omp parallel for simd schedule(dynamic, SW_PAR_CHUNK) if (n >= SW_PAR_MIN)
+        for (size_t i = 0; i < n; i++) {
+            int pass = (x[i] > lo) & (x[i] < hi);
+            dx[i] = pass ? dy[i] : 0.0f;
+        }
     }
 }

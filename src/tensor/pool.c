@@ -7,6 +7,8 @@
  */
 #include "pool.h"
 
+#include <string.h>
+
 #include <math.h>
 #include <stddef.h>
 #if defined(__SSE2__)
@@ -164,7 +166,7 @@ void sw_maxpool2d_forward_naive(float *y, int32_t *argmax, const float *x, long 
 /* The gradient of a max is routed to the winner only; -1 (no winner) cannot occur with the
  * padding rule the layer enforces, but is skipped rather than trusted. */
 void sw_maxpool2d_backward(float *dx, const float *dy, const int32_t *argmax, long planes,
-                           const sw_conv_geom *g) {
+                           const sw_conv_geom *g, bool accumulate) {
     const size_t in_sz = (size_t)g->height * g->width, out_sz = (size_t)g->out_h * g->out_w;
     /* Overlapping windows may route several outputs to one input, but only within a plane,
      * and each plane belongs to one thread. */
@@ -173,6 +175,7 @@ void sw_maxpool2d_backward(float *dx, const float *dy, const int32_t *argmax, lo
         float *dxp = dx + (size_t)pl * in_sz;
         const float *dyp = dy + (size_t)pl * out_sz;
         const int32_t *ap = argmax + (size_t)pl * out_sz;
+        if (!accumulate) memset(dxp, 0, in_sz * sizeof *dxp);
         for (size_t i = 0; i < out_sz; i++)
             if (ap[i] >= 0) dxp[ap[i]] += dyp[i];
     }

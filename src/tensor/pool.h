@@ -10,6 +10,7 @@
 #ifndef SW_POOL_H
 #define SW_POOL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "im2col.h"
@@ -19,9 +20,10 @@ void sw_maxpool2d_forward(float *y, int32_t *argmax, const float *x, long planes
                           const sw_conv_geom *g);
 void sw_maxpool2d_forward_naive(float *y, int32_t *argmax, const float *x, long planes,
                                 const sw_conv_geom *g);
-/* dx[plane, argmax] += dy. */
+/* dx[plane, argmax] += dy; with accumulate false each plane of dx is zeroed first (while it
+ * is in cache) instead of being read. */
 void sw_maxpool2d_backward(float *dx, const float *dy, const int32_t *argmax, long planes,
-                           const sw_conv_geom *g);
+                           const sw_conv_geom *g, bool accumulate);
 
 void sw_avgpool2d_forward(float *y, const float *x, long planes, const sw_conv_geom *g);
 void sw_avgpool2d_forward_naive(float *y, const float *x, long planes, const sw_conv_geom *g);

@@ -52,8 +52,13 @@ static sw_status add_forward_fused(const sw_layer *layer, const sw_layer_io *io,
 static sw_status add_backward_input(const sw_layer *layer, const sw_layer_io *io,
                                     const sw_tensor *dout, sw_tensor *const *din) {
     (void)layer;
-    for (int i = 0; i < io->n_in; i++)
-        if (din[i]) sw_vec_add(din[i]->data, dout->data, dout->numel);
+    for (int i = 0; i < io->n_in; i++) {
+        if (!din[i]) continue;
+        if (io->din_fresh[i])
+            sw_vec_copy(din[i]->data, dout->data, dout->numel);
+        else
+            sw_vec_add(din[i]->data, dout->data, dout->numel);
+    }
     return SW_OK;
 }
 
@@ -65,6 +70,7 @@ static double add_flops(const sw_layer *layer, const sw_shape *in, int n_in, con
 }
 
 const sw_layer_ops sw_add_ops = {
+    .overwrites_din = true,
     .type_name = TYPE,
     .min_inputs = 2,
     .max_inputs = SW_MAX_INPUTS,

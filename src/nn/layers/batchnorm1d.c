@@ -26,6 +26,7 @@ static sw_status bn1d_infer_shape(const sw_layer *layer, const sw_shape *in, int
 }
 
 const sw_layer_ops sw_batchnorm1d_ops = {
+    .overwrites_din = true,
     .type_name = TYPE,
     .min_inputs = 1,
     .max_inputs = 1,

@@ -111,7 +111,8 @@ sw_status sw_batchnorm_layer_backward_input(const sw_layer *layer, const sw_laye
     int n, c, s;
     bn_layout(io->in[0], &n, &c, &s);
     sw_batchnorm_backward(din[0]->data, sv->sums, sv->sums + c, dout->data, io->in[0]->data,
-                          sv->mean, sv->invstd, io->params[0]->data, sv->batch_stats, n, c, s);
+                          sv->mean, sv->invstd, io->params[0]->data, sv->batch_stats, n, c, s,
+                          !io->din_fresh[0]);
     sv->sums_for = dout->data;
     return SW_OK;
 }
@@ -125,7 +126,7 @@ sw_status sw_batchnorm_layer_backward_params(const sw_layer *layer, const sw_lay
     bn_layout(io->in[0], &n, &c, &s);
     if (sv->sums_for != dout->data)
         sw_batchnorm_backward(NULL, sv->sums, sv->sums + c, dout->data, io->in[0]->data, sv->mean,
-                              sv->invstd, NULL, sv->batch_stats, n, c, s);
+                              sv->invstd, NULL, sv->batch_stats, n, c, s, true);
     sv->sums_for = NULL; /* used once: a later call recomputes */
     /* d gamma = sum dy * xhat, d beta = sum dy */
     if (dparams[0])
@@ -161,6 +162,7 @@ static sw_status bn2d_infer_shape(const sw_layer *layer, const sw_shape *in, int
 }
 
 const sw_layer_ops sw_batchnorm2d_ops = {
+    .overwrites_din = true,
     .type_name = TYPE,
     .min_inputs = 1,
     .max_inputs = 1,

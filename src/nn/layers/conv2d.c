@@ -111,7 +111,8 @@ static sw_status conv2d_backward_input(const sw_layer *layer, const sw_layer_io 
     float *scratch;
     SW_TRY(layer_scratch(io->arena, sw_conv2d_scratch_floats(&d, SW_CONV2D_BACKWARD_INPUT),
                          "Conv2d column gradients", &scratch));
-    sw_conv2d_backward_input(din[0]->data, dout->data, io->params[0]->data, &d, scratch);
+    sw_conv2d_backward_input(din[0]->data, dout->data, io->params[0]->data, &d, scratch,
+                             !io->din_fresh[0]);
     return SW_OK;
 }
 
@@ -142,6 +143,7 @@ static double conv2d_flops(const sw_layer *layer, const sw_shape *in, int n_in,
 }
 
 const sw_layer_ops sw_conv2d_ops = {
+    .overwrites_din = true,
     .type_name = TYPE,
     .min_inputs = 1,
     .max_inputs = 1,

@@ -83,7 +83,8 @@ static sw_status maxpool_backward_input(const sw_layer *layer, const sw_layer_io
     if (!din[0]) return SW_OK;
     const sw_shape *s = &io->in[0]->shape;
     sw_conv_geom g = pool_geom(&layer->hp, s->dims[2], s->dims[3]);
-    sw_maxpool2d_backward(din[0]->data, dout->data, *io->saved, (long)s->dims[0] * s->dims[1], &g);
+    sw_maxpool2d_backward(din[0]->data, dout->data, *io->saved, (long)s->dims[0] * s->dims[1], &g,
+                          !io->din_fresh[0]);
     return SW_OK;
 }
 
@@ -96,6 +97,7 @@ static double maxpool_flops(const sw_layer *layer, const sw_shape *in, int n_in,
 }
 
 const sw_layer_ops sw_maxpool2d_ops = {
+    .overwrites_din = true,
     .type_name = TYPE,
     .min_inputs = 1,
     .max_inputs = 1,

@@ -31,7 +31,7 @@ static sw_status relu_backward_input(const sw_layer *layer, const sw_layer_io *i
     (void)layer;
     if (din[0])
         sw_vec_clamp_backward(din[0]->data, dout->data, io->in[0]->data, 0.0f, INFINITY,
-                              dout->numel);
+                              dout->numel, !io->din_fresh[0]);
     return SW_OK;
 }
 
@@ -43,6 +43,7 @@ static double relu_flops(const sw_layer *layer, const sw_shape *in, int n_in, co
 }
 
 const sw_layer_ops sw_relu_ops = {
+    .overwrites_din = true,
     .type_name = TYPE,
     .min_inputs = 1,
     .max_inputs = 1,

@@ -28,7 +28,8 @@ static sw_status relu6_backward_input(const sw_layer *layer, const sw_layer_io *
                                       const sw_tensor *dout, sw_tensor *const *din) {
     (void)layer;
     if (din[0])
-        sw_vec_clamp_backward(din[0]->data, dout->data, io->in[0]->data, 0.0f, 6.0f, dout->numel);
+        sw_vec_clamp_backward(din[0]->data, dout->data, io->in[0]->data, 0.0f, 6.0f, dout->numel,
+                              !io->din_fresh[0]);
     return SW_OK;
 }
 
@@ -41,6 +42,7 @@ static double relu6_flops(const sw_layer *layer, const sw_shape *in, int n_in,
 }
 
 const sw_layer_ops sw_relu6_ops = {
+    .overwrites_din = true,
     .type_name = TYPE,
     .min_inputs = 1,
     .max_inputs = 1,
