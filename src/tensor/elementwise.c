@@ -68,14 +68,17 @@ void sw_vec_clamp_backward(float *restrict dx, const float *restrict dy, const f
     if (accumulate) {
 #pragma omp parallel for simd schedule(dynamic, SW_PAR_CHUNK) if (n >= SW_PAR_MIN)
         for (size_t i = 0; i < n; i++) {
+            float g = dy[i];
             int pass = (x[i] > lo) & (x[i] < hi);
-            dx[i] += pass ? dy[i] : 0.0f;
+            dx[i] += pass ? g : 0.0f;
         }
     } else {
+        /* (a conditional load of dy here compiled to a branch: 7x slower on random signs) */
 #pragma omp parallel for simd schedule(dynamic, SW_PAR_CHUNK) if (n >= SW_PAR_MIN)
         for (size_t i = 0; i < n; i++) {
+            float g = dy[i];
             int pass = (x[i] > lo) & (x[i] < hi);
-            dx[i] = pass ? dy[i] : 0.0f;
+            dx[i] = pass ? g : 0.0f;
         }
     }
 }
