@@ -96,9 +96,22 @@ static int samples_per_product(const dims *s) {
     return nb > 1 ? nb : 1;
 }
 
-/* A thread's scratch for the weight gradient: columns of nb samples side by side, and when
- * nb > 1 their dy_g beside them. */
-static size_t weight_grad_columns_floats(const dims *s, int nb) {
+/* The forward's version of the same: a small image's product [Og, K] x [K, P] is too thin to
+ * run well (P = 49 for 7x7); nb samples' columns side by side make one [Og, K] x [K, nb*P]
+ * product, whose output is then scattered to the samples. At most an eighth of the batch
+ * per product, so that threads have products to share; never a function of the thread count,
+ * since the grouping changes the rounding and results must not depend on it. */
+static int forward_samples_per_product(const dims *s) {
+    if (s->pointwise || s->p * 2 >= SW_CONV_MIN_PRODUCT_DEPTH) return 1;
+    int nb = (SW_CONV_MIN_PRODUCT_DEPTH + s->p - 1) / s->p;
+    int eighth = s->n / 8;
+    if (nb > eighth) nb = eighth;
+    return nb > 1 ? nb : 1;
+}
+
+/* A thread's scratch when nb samples share one product: their columns side by side and, when
+ * nb > 1, their [Og, nb*P] side (dy_g for the weight gradient, the output for forward). */
+static size_t side_by_side_floats(const dims *s, int nb) {
     if (s->pointwise) return 0;
     size_t cols = (size_t)s->k * (size_t)s->p * (size_t)nb;
     return nb > 1 ? cols + (size_t)s->og * (size_t)s->p * (size_t)nb : cols;
@@ -112,11 +125,12 @@ size_t sw_conv2d_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
     if (s.direct) return 0;
     switch (pass) {
     case SW_CONV2D_FORWARD:
+        return t * side_by_side_floats(&s, forward_samples_per_product(&s));
     case SW_CONV2D_BACKWARD_INPUT:
         return t * col;
     case SW_CONV2D_BACKWARD_PARAMS:
         /* columns per thread, a partial weight [O, K] and bias [O] gradient per chunk */
-        return t * weight_grad_columns_floats(&s, samples_per_product(&s)) +
+        return t * side_by_side_floats(&s, samples_per_product(&s)) +
                (size_t)sw_conv2d_weight_chunks(s.n) * ((size_t)s.o * (size_t)s.k + (size_t)s.o);
     }
     return 0;
@@ -275,6 +289,33 @@ static void direct_backward_params(float *dw, float *db, const float *dy, const 
     }
 }
 
+/* Forward of samples n0.. (up to nb of them, see forward_samples_per_product) as one product
+ * per group over their columns side by side; the [Og, m*P] result goes to each sample's
+ * output with the bias and epilogue on the way. */
+static void forward_side_by_side(float *y, const float *x, const float *w, const float *b,
+                                 const sw_epilogue *ep, const dims *s, int n0, float *col) {
+    const int nb = forward_samples_per_product(s);
+    const int m = s->n - n0 < nb ? s->n - n0 : nb;
+    const size_t ld = (size_t)m * s->p;
+    float *y_side = col + (size_t)s->k * s->p * nb;
+    for (int g = 0; g < s->g; g++) {
+        for (int t = 0; t < m; t++)
+            sw_im2col_ld(x + ((size_t)(n0 + t) * s->c + (size_t)g * s->cg) * s->hw, &s->group_geom,
+                         col + (size_t)t * s->p, ld);
+        sw_sgemm(false, false, s->og, (int)ld, s->k, 1.0f, w + (size_t)g * s->og * s->k, s->k, col,
+                 (int)ld, 0.0f, y_side, (int)ld);
+        for (int o = 0; o < s->og; o++) {
+            const int oc = g * s->og + o;
+            float a, c;
+            sw_epilogue_coeffs(ep, b, oc, &a, &c);
+            for (int t = 0; t < m; t++)
+                sw_epilogue_apply(y + ((size_t)(n0 + t) * s->o + oc) * s->p,
+                                  y_side + o * ld + (size_t)t * s->p, (size_t)s->p, a, c,
+                                  ep && ep->relu);
+        }
+    }
+}
+
 void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
                        const sw_conv2d_desc *d, const sw_epilogue *ep, float *scratch) {
     if (sw_conv_taps_suits(d)) {
@@ -286,16 +327,24 @@ void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
         direct_forward(y, x, w, b, ep, &s, &d->geom);
         return;
     }
-    /* Each thread owns one [K, P] column buffer of the scratch, indexed by its id. Samples are
-     * handed out one at a time (dynamic): they cost the same, but a thread the OS preempts on
-     * a busy machine then holds nothing up. Every sample is computed the same way wherever it
-     * runs, so the output does not depend on the schedule. */
-    const size_t col_size = (size_t)s.k * (size_t)s.p;
+    /* Each thread owns one column buffer of the scratch, indexed by its id. Samples (or groups
+     * of nb samples that share one product) are handed out one at a time (dynamic): they cost
+     * the same, but a thread the OS preempts on a busy machine then holds nothing up. Every
+     * sample is computed the same way wherever it runs, so the output does not depend on the
+     * schedule. */
+    const int nb = forward_samples_per_product(&s);
+    const int n_items = (s.n + nb - 1) / nb;
+    const size_t col_size = side_by_side_floats(&s, nb);
 #pragma omp parallel if (parallel_over_samples(&s))
     {
         float *col = s.pointwise ? NULL : scratch + (size_t)sw_thread_id() * col_size;
 #pragma omp for schedule(dynamic, 1)
-        for (int n = 0; n < s.n; n++) {
+        for (int item = 0; item < n_items; item++) {
+            if (nb > 1) {
+                forward_side_by_side(y, x, w, b, ep, &s, item * nb, col);
+                continue;
+            }
+            const int n = item;
             for (int g = 0; g < s.g; g++) {
                 const float *xg = x + ((size_t)n * s.c + (size_t)g * s.cg) * s.hw;
                 const float *wg = w + (size_t)g * s.og * s.k;
@@ -375,7 +424,7 @@ void sw_conv2d_backward_params(float *dw, float *db, const float *dy, const floa
         return;
     }
     const int nb = samples_per_product(&s);
-    const size_t col_size = weight_grad_columns_floats(&s, nb);
+    const size_t col_size = side_by_side_floats(&s, nb);
     const size_t dw_size = (size_t)s.o * (size_t)s.k;
     const size_t part_size = dw_size + (size_t)s.o; /* one partial [O, K] + [O] */
     const int chunks = sw_conv2d_weight_chunks(s.n);

@@ -83,34 +83,51 @@ torch_latency() {
     --latency-batches 1,256 --repeats "$repeats"
 }
 
-printf '%s\n' "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, threads=$threads, median of $repeats," \
+printf '%s\n' "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, threads=$threads, median of $repeats, ${SW_SPEEDUP_ROUNDS:-3} rounds," \
   "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-default}, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto}, load average $(cut -d' ' -f1 /proc/loadavg)" |
   paste -sd ' '
 
 printf '%s' "| model | sparsity | batch | FLOP ratio | dense ms | sped-up ms | time ratio | "
 printf '%s\n' "time ratio / FLOP ratio | PyTorch dense ms | PyTorch sped-up ms | sped-up sw/torch |"
 printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
+# The machine's speed drifts over tens of seconds, so each of the ROUNDS rounds measures the
+# dense and the sped-up model back to back (alternating which goes first) and the table gives
+# the median of the rounds' time ratios; the ms columns are medians too. PyTorch runs once.
+rounds=${SW_SPEEDUP_ROUNDS:-3}
 for m in fmnist_cnn fmnist_resnet; do
-  dense=$(sw_latency "$m")
   tdense=$(torch_latency --model "$m")
   for sp in 0.5 0.75; do
     python3 "$work/masks.py" "$m" "$sp" "$work/masks.safetensors"
     "$bin" speedup "$m" "$work/masks.safetensors" --out "$work/small.safetensors" \
       --threads "$threads" >/dev/null
-    small=$(sw_latency "$work/small.safetensors")
+    pairs=()
+    for ((r = 0; r < rounds; r++)); do
+      if ((r % 2)); then
+        small=$(sw_latency "$work/small.safetensors"); dense=$(sw_latency "$m")
+      else
+        dense=$(sw_latency "$m"); small=$(sw_latency "$work/small.safetensors")
+      fi
+      pairs+=("$dense" "$small")
+    done
     tsmall=$(torch_latency --model-file "$work/small.safetensors")
-    python3 - "$m" "$sp" "$dense" "$small" "$tdense" "$tsmall" <<'PY'
-import json, sys
+    python3 - "$m" "$sp" "$tdense" "$tsmall" "${pairs[@]}" <<'PY'
+import json, statistics, sys
 m, sp = sys.argv[1], float(sys.argv[2])
-runs = [json.loads(a) for a in sys.argv[3:7]]
-fr = runs[0]["flops"] / runs[1]["flops"]  # per-image FLOPs, dense / sped-up
-dense, small, tdense, tsmall = (r["latency_ms"] for r in runs)
+tdense, tsmall = (json.loads(a)["latency_ms"] for a in sys.argv[3:5])
+runs = [json.loads(a) for a in sys.argv[5:]]
+dense_runs, small_runs = runs[0::2], runs[1::2]
+fr = dense_runs[0]["flops"] / small_runs[0]["flops"]  # per-image FLOPs, dense / sped-up
+med = statistics.median
 for b in ("1", "256"):
-    tr = dense[b] / small[b]
-    cells = [m, "{:.0f}%".format(100 * sp), b, "{:.2f}x".format(fr), "{:.3f}".format(dense[b]),
-             "{:.3f}".format(small[b]), "{:.2f}x".format(tr), "{:.2f}".format(tr / fr),
+    d = [r["latency_ms"][b] for r in dense_runs]
+    s = [r["latency_ms"][b] for r in small_runs]
+    ratios = [x / y for x, y in zip(d, s)]
+    tr = med(ratios)
+    spread = " ({:.2f}-{:.2f})".format(min(ratios) / fr, max(ratios) / fr) if len(ratios) > 1 else ""
+    cells = [m, "{:.0f}%".format(100 * sp), b, "{:.2f}x".format(fr), "{:.3f}".format(med(d)),
+             "{:.3f}".format(med(s)), "{:.2f}x".format(tr), "{:.2f}{}".format(tr / fr, spread),
              "{:.3f}".format(tdense[b]), "{:.3f}".format(tsmall[b]),
-             "{:.2f}".format(small[b] / tsmall[b])]
+             "{:.2f}".format(med(s) / tsmall[b])]
     print("| " + " | ".join(cells) + " |")
 PY
   done
