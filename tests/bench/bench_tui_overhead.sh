@@ -52,11 +52,26 @@ headless() {
 }
 
 ui() {
-  local rec="$work/u$1.jsonl" n=0
+  local rec="$work/u$1.jsonl" stream="$work/u$1.fifo" done_fifo="$work/u$1.done" n=0 done_fd
+  # The workbench writes its metrics into a FIFO that a background reader copies to $rec and
+  # that tells us, through a second FIFO, when the run's "end" event came: the harness then
+  # waits in one blocking read. (It used to poll the file with grep five times a second, and
+  # those processes competed with the two training threads on the two cores: a measured part
+  # of the "cost of the UI".)
+  mkfifo "$stream" "$done_fifo"
+  exec {done_fd}<>"$done_fifo"
+  (
+    while IFS= read -r line; do
+      printf '%s\n' "$line" >>"$rec"
+      case $line in *'"event":"end"'*) echo end >"$done_fifo"; break ;; esac
+    done
+    exec cat >>"$rec" # keep draining: the workbench never writes into a closed pipe
+  ) <"$stream" &
+  local reader=$!
   tmux -L "$sock" kill-server 2>/dev/null || true
   sock="$base-$1"
   tmux -L "$sock" new-session -d -s b -x 120 -y 40 \
-    "cd $work && LANG=C.UTF-8 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-} $bin tui $model --subset $subset --test-subset 256 --threads $threads --record $rec; sleep 600"
+    "cd $work && LANG=C.UTF-8 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-} $bin tui $model --subset $subset --test-subset 256 --threads $threads --record $stream; sleep 600"
   until tmux -L "$sock" capture-pane -p -t b 2>/dev/null | grep -q 'Inspector:'; do
     sleep 0.1; n=$((n + 1)); [ $n -gt 600 ] && { echo "the workbench did not open" >&2; exit 1; }
   done
@@ -67,11 +82,11 @@ ui() {
   done
   # epochs 1, steps $steps; the form's other fields keep their defaults (batch 128)
   tmux -L "$sock" send-keys -t b C-u 1 Down C-u $(echo "$steps" | sed 's/./& /g') Enter
-  n=0
-  until [ -s "$rec" ] && grep -q '"event":"end"' "$rec"; do
-    sleep 0.2; n=$((n + 1)); [ $n -gt 9000 ] && { echo "the UI run did not finish" >&2; exit 1; }
-  done
+  read -r -t 1800 -u "$done_fd" _ || { echo "the UI run did not finish" >&2; exit 1; }
+  exec {done_fd}<&-
   tmux -L "$sock" send-keys -t b q
+  tmux -L "$sock" kill-server 2>/dev/null || true
+  wait "$reader" 2>/dev/null || true
   throughput "$rec"
 }
 
