@@ -499,8 +499,8 @@ static void test_layers_conv_fast_matches_naive(void **state) {
             int groups = groups_for[gi];
             g.channels *= groups; /* keep Cg as in the table */
             /* odd cases: one output per group (with Cg = 1: the direct depthwise kernels) */
-            /* 20 samples in 8 chunks: the weight gradient puts 2 or 3 small images side by
-             * side in one product */
+            /* 20 samples: small images go 2 side by side in one product, forward and weight
+             * gradient, and the weight gradient's chunks of 2 or 3 leave a product of one */
             int batches[] = {1, 5, 3, 4, 20};
             for (int bi = 0; bi < 5; bi++) {
                 int per_group = bi < 2 || bi == 4 ? 3 : 1;

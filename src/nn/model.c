@@ -332,8 +332,6 @@ static sw_status arena_zeros_like(sw_arena *arena, const sw_tensor *like, sw_ten
     return SW_OK;
 }
 
-static void tensor_zero(sw_tensor *t) { memset(t->data, 0, t->numel * sizeof(float)); }
-
 /* Whether node's input j repeats an earlier input (Add(x, x)). */
 static bool input_seen_before(const sw_node *node, int j) {
     for (int p = 0; p < j; p++)
@@ -405,7 +403,7 @@ sw_status sw_model_backward(sw_model *model, const sw_tensor *dout) {
     for (int i = 0; i < model->n_nodes; i++) {
         model->douts[i] = sw_tensor_view(block + plan->offset[i] * batch, &model->outs[i].shape);
         /* Nothing consumes it: its gradient is zero (the output's is copied in below). */
-        if (plan->last_consumer[i] == model->n_nodes) tensor_zero(&model->douts[i]);
+        if (plan->last_consumer[i] == model->n_nodes) sw_tensor_zero(&model->douts[i]);
     }
     memcpy(model->douts[last].data, dout->data, dout->numel * sizeof(float));
     for (int i = last; i >= 0; i--) {
@@ -423,7 +421,7 @@ sw_status sw_model_backward(sw_model *model, const sw_tensor *dout) {
             if (can_overwrite)
                 io->din_fresh[j] = true;
             else
-                tensor_zero(&model->douts[k]);
+                sw_tensor_zero(&model->douts[k]);
         }
         sw_status st = backward_node(model, i);
         if (st != SW_OK) {

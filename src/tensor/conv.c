@@ -81,31 +81,21 @@ int sw_conv2d_weight_chunks(int batch) {
     return batch < SW_CONV_MAX_CHUNKS ? (batch > 0 ? batch : 1) : SW_CONV_MAX_CHUNKS;
 }
 
-/* The weight gradient of a small image is a product of depth P (49 for 7x7) that rewrites the
- * whole [Og, K] partial for every sample; putting nb samples' columns side by side makes it
- * one product of depth nb*P, at the cost of copying their dy. Measured on the ResNet's 128ch
- * 7x7 layers, batch 128, one thread: 19.4 -> 15.6 ms (95 -> 118 GFLOP/s). */
+/* A small image's products are too thin to run well: forward's [Og, K] x [K, P] with P = 49
+ * for 7x7, and the weight gradient's product of depth P, which rewrites the whole [Og, K]
+ * partial for every sample. nb samples' columns side by side make one product of width (or
+ * depth) nb*P, at the cost of scattering the output (forward) or gathering dy (weight
+ * gradient). Measured on the ResNet's 128ch 7x7 weight gradient, batch 128, one thread:
+ * 19.4 -> 15.6 ms (95 -> 118 GFLOP/s). At most a chunk's share of the batch
+ * (SW_CONV_MAX_CHUNKS), so that threads have products to share, and never a function of the
+ * thread count: the grouping changes the rounding, and results must not depend on it. */
 #define SW_CONV_MIN_PRODUCT_DEPTH 512
 
 static int samples_per_product(const dims *s) {
     if (s->pointwise || s->p * 2 >= SW_CONV_MIN_PRODUCT_DEPTH) return 1;
     int nb = (SW_CONV_MIN_PRODUCT_DEPTH + s->p - 1) / s->p;
-    int chunks = sw_conv2d_weight_chunks(s->n);
-    int per_chunk = (s->n + chunks - 1) / chunks;
-    if (nb > per_chunk) nb = per_chunk;
-    return nb > 1 ? nb : 1;
-}
-
-/* The forward's version of the same: a small image's product [Og, K] x [K, P] is too thin to
- * run well (P = 49 for 7x7); nb samples' columns side by side make one [Og, K] x [K, nb*P]
- * product, whose output is then scattered to the samples. At most an eighth of the batch
- * per product, so that threads have products to share; never a function of the thread count,
- * since the grouping changes the rounding and results must not depend on it. */
-static int forward_samples_per_product(const dims *s) {
-    if (s->pointwise || s->p * 2 >= SW_CONV_MIN_PRODUCT_DEPTH) return 1;
-    int nb = (SW_CONV_MIN_PRODUCT_DEPTH + s->p - 1) / s->p;
-    int eighth = s->n / 8;
-    if (nb > eighth) nb = eighth;
+    int share = s->n / SW_CONV_MAX_CHUNKS;
+    if (nb > share) nb = share;
     return nb > 1 ? nb : 1;
 }
 
@@ -125,7 +115,7 @@ size_t sw_conv2d_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
     if (s.direct) return 0;
     switch (pass) {
     case SW_CONV2D_FORWARD:
-        return t * side_by_side_floats(&s, forward_samples_per_product(&s));
+        return t * side_by_side_floats(&s, samples_per_product(&s));
     case SW_CONV2D_BACKWARD_INPUT:
         return t * col;
     case SW_CONV2D_BACKWARD_PARAMS:
@@ -289,12 +279,12 @@ static void direct_backward_params(float *dw, float *db, const float *dy, const 
     }
 }
 
-/* Forward of samples n0.. (up to nb of them, see forward_samples_per_product) as one product
+/* Forward of samples n0.. (up to nb of them, see samples_per_product) as one product
  * per group over their columns side by side; the [Og, m*P] result goes to each sample's
  * output with the bias and epilogue on the way. */
 static void forward_side_by_side(float *y, const float *x, const float *w, const float *b,
                                  const sw_epilogue *ep, const dims *s, int n0, float *col) {
-    const int nb = forward_samples_per_product(s);
+    const int nb = samples_per_product(s);
     const int m = s->n - n0 < nb ? s->n - n0 : nb;
     const size_t ld = (size_t)m * s->p;
     float *y_side = col + (size_t)s->k * s->p * nb;
@@ -332,7 +322,7 @@ void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
      * the same, but a thread the OS preempts on a busy machine then holds nothing up. Every
      * sample is computed the same way wherever it runs, so the output does not depend on the
      * schedule. */
-    const int nb = forward_samples_per_product(&s);
+    const int nb = samples_per_product(&s);
     const int n_items = (s.n + nb - 1) / nb;
     const size_t col_size = side_by_side_floats(&s, nb);
 #pragma omp parallel if (parallel_over_samples(&s))
