@@ -17,6 +17,7 @@
 #include "tensor/blas.h"
 #include "tensor/conv.h"
 #include "tensor/conv_taps.h"
+#include "tensor/conv_tiled.h"
 #include "tensor/elementwise.h"
 #include "tensor/im2col.h"
 #include "tensor/pool.h"
@@ -548,6 +549,89 @@ static void test_layers_conv_fast_matches_naive(void **state) {
     }
 }
 
+/* A fast convolution's forward and input gradient (and, when it has one, weight gradient)
+ * called directly, whatever conv.c's dispatcher would pick on this CPU, against the seven
+ * loops. Scratch starts as NaN, as the arena hands out garbage. */
+typedef struct conv_kernel_set {
+    const char *name;
+    size_t (*scratch_floats)(const sw_conv2d_desc *d, sw_conv2d_pass pass);
+    void (*forward)(float *y, const float *x, const float *w, const float *b,
+                    const sw_conv2d_desc *d, const sw_epilogue *ep, float *scratch);
+    void (*backward_input)(float *dx, const float *dy, const float *w, const sw_conv2d_desc *d,
+                           float *scratch, bool accumulate);
+    void (*backward_params)(float *dw, float *db, const float *dy, const float *x,
+                            const sw_conv2d_desc *d, float *scratch); /* may be NULL */
+} conv_kernel_set;
+
+static void check_conv_kernels(const conv_kernel_set *k, const sw_conv2d_desc *d, uint64_t seed,
+                               bool with_input_gradient) {
+    const sw_conv_geom *g = &d->geom;
+    size_t nx = (size_t)d->batch * g->channels * g->height * g->width;
+    size_t ny = (size_t)d->batch * d->out_channels * g->out_h * g->out_w;
+    size_t nw = (size_t)d->out_channels * g->channels * g->kernel_h * g->kernel_w;
+    char what[96];
+    sw_tensor *x = rand_tensor(sw_shape_1d((int)nx), seed, -1, 1);
+    sw_tensor *w = rand_tensor(sw_shape_1d((int)nw), seed + 1, -1, 1);
+    sw_tensor *b = rand_tensor(sw_shape_1d(d->out_channels), seed + 2, -1, 1);
+    sw_tensor *dy = rand_tensor(sw_shape_1d((int)ny), seed + 3, -1, 1);
+    sw_tensor *scale = rand_tensor(sw_shape_1d(d->out_channels), seed + 4, -2, 2);
+    sw_tensor *shift = rand_tensor(sw_shape_1d(d->out_channels), seed + 5, -1, 1);
+    size_t n_scr = 0;
+    for (int pass = SW_CONV2D_FORWARD; pass <= SW_CONV2D_BACKWARD_PARAMS; pass++) {
+        if (pass == SW_CONV2D_BACKWARD_PARAMS && !k->backward_params) continue;
+        size_t need = k->scratch_floats(d, (sw_conv2d_pass)pass);
+        if (need > n_scr) n_scr = need;
+    }
+    float *scr = malloc(n_scr * sizeof(float));
+    float *y1 = calloc(ny, 4), *y2 = calloc(ny, 4), *dx1 = calloc(nx, 4), *dx2 = calloc(nx, 4),
+          *dw1 = calloc(nw, 4), *dw2 = calloc(nw, 4), *db1 = calloc(d->out_channels, 4),
+          *db2 = calloc(d->out_channels, 4);
+    assert_true(scr && y1 && y2 && dx1 && dx2 && dw1 && dw2 && db1 && db2);
+    for (size_t i = 0; i < n_scr; i++) scr[i] = NAN;
+    k->forward(y1, x->data, w->data, b->data, d, NULL, scr);
+    sw_conv2d_forward_naive(y2, x->data, w->data, b->data, d);
+    snprintf(what, sizeof what, "%s forward", k->name);
+    sw_test_assert_close(y1, y2, ny, 1e-5f, 1e-5f, what);
+    /* with an epilogue: relu((conv + b) * scale + shift) per output channel */
+    sw_epilogue ep = {.scale = scale->data, .shift = shift->data, .relu = true};
+    k->forward(y1, x->data, w->data, b->data, d, &ep, scr);
+    size_t plane = (size_t)g->out_h * g->out_w;
+    for (size_t i = 0; i < ny; i++) {
+        int o = (int)(i / plane % (size_t)d->out_channels);
+        float v = y2[i] * scale->data[o] + shift->data[o];
+        y2[i] = v < 0 ? 0 : v;
+    }
+    snprintf(what, sizeof what, "%s forward with epilogue", k->name);
+    sw_test_assert_close(y1, y2, ny, 1e-5f, 1e-5f, what);
+    if (with_input_gradient) {
+        /* accumulating: start both from the same non-zero values */
+        for (size_t i = 0; i < nx; i++) dx1[i] = dx2[i] = 0.5f;
+        k->backward_input(dx1, dy->data, w->data, d, scr, true);
+        sw_conv2d_backward_input_naive(dx2, dy->data, w->data, d);
+        snprintf(what, sizeof what, "%s input gradient", k->name);
+        sw_test_assert_close(dx1, dx2, nx, 1e-5f, 1e-5f, what);
+        /* overwriting: the gradient alone, whatever dx held */
+        for (size_t i = 0; i < nx; i++) dx1[i] = NAN, dx2[i] = 0.0f;
+        k->backward_input(dx1, dy->data, w->data, d, scr, false);
+        sw_conv2d_backward_input_naive(dx2, dy->data, w->data, d);
+        snprintf(what, sizeof what, "%s input gradient, overwritten", k->name);
+        sw_test_assert_close(dx1, dx2, nx, 1e-5f, 1e-5f, what);
+    }
+    if (k->backward_params) {
+        k->backward_params(dw1, NULL, dy->data, x->data, d, scr);
+        k->backward_params(NULL, db1, dy->data, x->data, d, scr);
+        sw_conv2d_backward_params_naive(dw2, db2, dy->data, x->data, d);
+        snprintf(what, sizeof what, "%s weight gradient", k->name);
+        sw_test_assert_close(dw1, dw2, nw, 1e-4f, 1e-5f, what);
+        snprintf(what, sizeof what, "%s bias gradient", k->name);
+        sw_test_assert_close(db1, db2, d->out_channels, 1e-4f, 1e-5f, what);
+    }
+    free(scr), free(y1), free(y2), free(dx1), free(dx2), free(dw1), free(dw2);
+    free(db1), free(db2);
+    sw_tensor_free(x), sw_tensor_free(w), sw_tensor_free(b), sw_tensor_free(dy);
+    sw_tensor_free(scale), sw_tensor_free(shift);
+}
+
 /* The tap-wise kernels (dense stride-1 layers with enough channels on wide images) agree with
  * the seven loops, with and without padding, with dilation and non-square kernels, for batches
  * below and above the thread count, and with either parameter gradient skipped. Columns as in
@@ -560,6 +644,8 @@ static void test_layers_conv_taps_matches_naive(void **state) {
         {17, 13, 12, 3, 2, 1, 1, 2, 1, 2, 3}, /* dilation, non-square kernel and padding */
         {20, 11, 14, 5, 5, 1, 1, 2, 2, 1, 1},
     };
+    const conv_kernel_set taps = {"taps", sw_conv_taps_scratch_floats, sw_conv_taps_forward,
+                                  sw_conv_taps_backward_input, sw_conv_taps_backward_params};
     const int batches[] = {1, 3, 5};
     for (size_t i = 0; i < sizeof taps_geoms / sizeof taps_geoms[0]; i++) {
         const int *v = taps_geoms[i];
@@ -567,46 +653,7 @@ static void test_layers_conv_taps_matches_naive(void **state) {
         for (int bi = 0; bi < 3; bi++) {
             sw_conv2d_desc d = {.batch = batches[bi], .out_channels = 6 + (int)i, .groups = 1, .geom = g};
             assert_true(sw_conv_taps_suits(&d));
-            size_t nx = (size_t)d.batch * g.channels * g.height * g.width;
-            size_t ny = (size_t)d.batch * d.out_channels * g.out_h * g.out_w;
-            size_t nw = (size_t)d.out_channels * g.channels * g.kernel_h * g.kernel_w;
-            uint64_t seed = 900 + i * 10 + bi;
-            sw_tensor *x = rand_tensor(sw_shape_1d((int)nx), seed, -1, 1);
-            sw_tensor *w = rand_tensor(sw_shape_1d((int)nw), seed + 1, -1, 1);
-            sw_tensor *b = rand_tensor(sw_shape_1d(d.out_channels), seed + 2, -1, 1);
-            sw_tensor *dy = rand_tensor(sw_shape_1d((int)ny), seed + 3, -1, 1);
-            size_t n_scr = sw_conv2d_scratch_floats(&d, SW_CONV2D_FORWARD);
-            if (sw_conv2d_scratch_floats(&d, SW_CONV2D_BACKWARD_PARAMS) > n_scr)
-                n_scr = sw_conv2d_scratch_floats(&d, SW_CONV2D_BACKWARD_PARAMS);
-            /* scratch starts as garbage, as the arena hands it out */
-            float *scr = malloc(n_scr * sizeof(float));
-            assert_non_null(scr);
-            for (size_t k = 0; k < n_scr; k++) scr[k] = NAN;
-            float *y1 = calloc(ny, 4), *y2 = calloc(ny, 4), *dx1 = calloc(nx, 4),
-                  *dx2 = calloc(nx, 4), *dw1 = calloc(nw, 4), *dw2 = calloc(nw, 4),
-                  *db1 = calloc(d.out_channels, 4), *db2 = calloc(d.out_channels, 4);
-            assert_true(y1 && y2 && dx1 && dx2 && dw1 && dw2 && db1 && db2);
-            sw_conv2d_forward(y1, x->data, w->data, b->data, &d, NULL, scr);
-            sw_conv2d_forward_naive(y2, x->data, w->data, b->data, &d);
-            sw_test_assert_close(y1, y2, ny, 1e-5f, 1e-5f, "taps forward");
-            /* backward accumulates: start both from the same non-zero values */
-            for (size_t k = 0; k < nx; k++) dx1[k] = dx2[k] = 0.5f;
-            sw_conv2d_backward_input(dx1, dy->data, w->data, &d, scr, true);
-            sw_conv2d_backward_input_naive(dx2, dy->data, w->data, &d);
-            sw_test_assert_close(dx1, dx2, nx, 1e-5f, 1e-5f, "taps input gradient");
-            /* overwriting: the gradient alone, whatever dx held */
-            for (size_t k = 0; k < nx; k++) dx1[k] = NAN, dx2[k] = 0.0f;
-            sw_conv2d_backward_input(dx1, dy->data, w->data, &d, scr, false);
-            sw_conv2d_backward_input_naive(dx2, dy->data, w->data, &d);
-            sw_test_assert_close(dx1, dx2, nx, 1e-5f, 1e-5f, "taps input gradient, overwritten");
-            sw_conv2d_backward_params(dw1, NULL, dy->data, x->data, &d, scr);
-            sw_conv2d_backward_params(NULL, db1, dy->data, x->data, &d, scr);
-            sw_conv2d_backward_params_naive(dw2, db2, dy->data, x->data, &d);
-            sw_test_assert_close(dw1, dw2, nw, 1e-4f, 1e-5f, "taps weight gradient");
-            sw_test_assert_close(db1, db2, d.out_channels, 1e-4f, 1e-5f, "taps bias gradient");
-            free(scr), free(y1), free(y2), free(dx1), free(dx2), free(dw1), free(dw2);
-            free(db1), free(db2);
-            sw_tensor_free(x), sw_tensor_free(w), sw_tensor_free(b), sw_tensor_free(dy);
+            check_conv_kernels(&taps, &d, 900 + i * 10 + bi, true);
         }
     }
     /* and who does not take them: strided, grouped, 1x1, few channels, narrow images */
@@ -625,6 +672,62 @@ static void test_layers_conv_taps_matches_naive(void **state) {
     assert_false(sw_conv_taps_suits(&thin));
     assert_false(sw_conv_taps_suits(&small));
     assert_true(sw_conv_taps_suits(&stage1));
+}
+
+/* The register-tiled kernels (AVX-512) agree with the seven loops: a one-channel stem, output
+ * channel counts that fill blocks of 8, need a last block of 4 or a padded one, 7x7 images
+ * (tiles of 32 columns), no padding, dilation with a non-square kernel, 5x5, and batches that
+ * share one sample's tiles among the threads (1) or hand out samples (2, 5); with an epilogue,
+ * and both ways of writing the input gradient. On a CPU without AVX-512 nothing may pick
+ * them. Columns as in geoms[], then the output channels. */
+static void test_layers_conv_tiled_matches_naive(void **state) {
+    (void)state;
+    sw_conv2d_desc stage1 = {.batch = 4, .out_channels = 32, .groups = 1,
+                             .geom = geom(32, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1)};
+    if (!sw_conv_tiled_available()) {
+        for (int pass = SW_CONV2D_FORWARD; pass <= SW_CONV2D_BACKWARD_PARAMS; pass++)
+            assert_false(sw_conv_tiled_suits(&stage1, (sw_conv2d_pass)pass));
+        return;
+    }
+    static const int tiled_geoms[][12] = {
+        {1, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 16}, /* the stem */
+        {16, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 13}, /* a last block of 8 with 3 dropped rows */
+        {5, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 12},    /* 63 columns: tiles of 32; blocks 8 + 4 */
+        {6, 12, 11, 3, 3, 1, 1, 0, 0, 1, 1, 3},   /* no padding; a single block of 4 */
+        {7, 13, 12, 3, 2, 1, 1, 2, 1, 2, 3, 9},   /* dilation, non-square kernel and padding */
+        {4, 11, 14, 5, 5, 1, 1, 2, 2, 1, 1, 8},
+    };
+    const conv_kernel_set tiled = {"tiled", sw_conv_tiled_scratch_floats, sw_conv_tiled_forward,
+                                   sw_conv_tiled_backward_input, NULL};
+    const int batches[] = {1, 2, 5};
+    for (size_t i = 0; i < sizeof tiled_geoms / sizeof tiled_geoms[0]; i++) {
+        const int *v = tiled_geoms[i];
+        sw_conv_geom g = geom(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]);
+        for (int bi = 0; bi < 3; bi++) {
+            sw_conv2d_desc d = {.batch = batches[bi], .out_channels = v[11], .groups = 1, .geom = g};
+            assert_true(sw_conv_tiled_suits(&d, SW_CONV2D_FORWARD));
+            assert_true(sw_conv_tiled_suits(&d, SW_CONV2D_BACKWARD_INPUT));
+            assert_false(sw_conv_tiled_suits(&d, SW_CONV2D_BACKWARD_PARAMS));
+            check_conv_kernels(&tiled, &d, 1700 + i * 10 + bi, true);
+        }
+    }
+    /* padding wider than dil*(k-1): the forward is tiled, the input gradient is not */
+    sw_conv2d_desc wide_pad = {.batch = 3, .out_channels = 5, .groups = 1,
+                               .geom = geom(4, 10, 10, 3, 3, 1, 1, 3, 3, 1, 1)};
+    assert_true(sw_conv_tiled_suits(&wide_pad, SW_CONV2D_FORWARD));
+    assert_false(sw_conv_tiled_suits(&wide_pad, SW_CONV2D_BACKWARD_INPUT));
+    check_conv_kernels(&tiled, &wide_pad, 1790, false);
+    /* and who does not take them: strided, grouped, 1x1 */
+    sw_conv2d_desc strided = {.batch = 4, .out_channels = 8, .groups = 1,
+                              .geom = geom(16, 28, 28, 3, 3, 2, 2, 1, 1, 1, 1)};
+    sw_conv2d_desc grouped = {.batch = 4, .out_channels = 16, .groups = 2,
+                              .geom = geom(16, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1)};
+    sw_conv2d_desc pointwise = {.batch = 4, .out_channels = 16, .groups = 1,
+                                .geom = geom(16, 28, 28, 1, 1, 1, 1, 0, 0, 1, 1)};
+    assert_false(sw_conv_tiled_suits(&strided, SW_CONV2D_FORWARD));
+    assert_false(sw_conv_tiled_suits(&grouped, SW_CONV2D_FORWARD));
+    assert_false(sw_conv_tiled_suits(&pointwise, SW_CONV2D_FORWARD));
+    assert_true(sw_conv_tiled_suits(&stage1, SW_CONV2D_FORWARD));
 }
 
 /* Linear (one sgemm per pass, multithreaded by OpenBLAS at this size) agrees with the triple
@@ -1306,6 +1409,7 @@ int main(void) {
         cmocka_unit_test(test_layers_im2col_matches_naive),
         cmocka_unit_test(test_layers_conv_fast_matches_naive),
         cmocka_unit_test(test_layers_conv_taps_matches_naive),
+        cmocka_unit_test(test_layers_conv_tiled_matches_naive),
         cmocka_unit_test(test_layers_clamp_backward_overwrites),
         cmocka_unit_test(test_layers_linear_matches_naive),
         cmocka_unit_test(test_layers_pool_fast_matches_naive),

@@ -5,6 +5,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli/options.h"
 #include "io/int8_model_file.h"
 #include "nn/latency.h"
@@ -24,6 +26,7 @@ enum {
     OPT_NO_TRAIN,
     OPT_NO_LATENCY,
     OPT_PRUNE,
+    OPT_PROFILE,
 };
 
 static const struct option bench_options[] = {
@@ -37,6 +40,7 @@ static const struct option bench_options[] = {
     {"no-train", no_argument, NULL, OPT_NO_TRAIN},
     {"no-latency", no_argument, NULL, OPT_NO_LATENCY},
     {"prune", required_argument, NULL, OPT_PRUNE},
+    {"profile", no_argument, NULL, OPT_PROFILE},
     {"threads", required_argument, NULL, SW_OPT_THREADS},
     {"seed", required_argument, NULL, SW_OPT_SEED},
     {"help", no_argument, NULL, SW_OPT_HELP},
@@ -58,6 +62,8 @@ static void print_help(FILE *out) {
             "  --prune NAME:CONFIG     measure the model wrapped, with a one-shot pruner\n"
             "                          attached (level, l1norm, l2norm or fpgm; CONFIG a config\n"
             "                          list file or JSON text), its masks generated first\n"
+            "  --profile               also time every node: training forward and backward per\n"
+            "                          step, inference forward at the largest latency batch\n"
             "  --json                  one JSON object on stdout\n"
             "  --threads N             threads (default: all cores)\n"
             "  --seed N                seed of weights and data\n");
@@ -67,7 +73,6 @@ static void fill_random(sw_tensor *t, sw_rng *rng) {
     for (size_t i = 0; i < t->numel; i++) t->data[i] = sw_rng_normal(rng);
 }
 
-/* Images per second of full training steps. */
 /* Seconds of CPU time used by the process: on a loaded machine a single-threaded run's
  * images per CPU second stay comparable where wall-clock rates do not. */
 static double cpu_seconds(void) {
@@ -76,8 +81,11 @@ static double cpu_seconds(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Images per second of full training steps; with `times` (n_nodes entries) each node's seconds
+ * over the timed steps are added to it. */
 static sw_status bench_train(sw_model *model, int batch, int warmup, int steps, uint64_t seed,
-                             double *images_per_sec, double *images_per_cpu_sec) {
+                             double *images_per_sec, double *images_per_cpu_sec,
+                             sw_node_time *times) {
     sw_shape xs;
     SW_TRY(sw_shape_batched(&model->input_shape, batch, &xs));
     sw_tensor x, dlogits;
@@ -107,6 +115,7 @@ static sw_status bench_train(sw_model *model, int batch, int warmup, int steps, 
         if (s == warmup) {
             t0 = sw_cli_now();
             c0 = cpu_seconds();
+            sw_model_set_profile(model, times);
         }
         const sw_tensor *logits = NULL;
         double loss;
@@ -116,6 +125,7 @@ static sw_status bench_train(sw_model *model, int batch, int warmup, int steps, 
         if (st == SW_OK) st = sw_model_backward(model, &dlogits);
         if (st == SW_OK) sw_optim_step(&opt, 0.01f);
     }
+    sw_model_set_profile(model, NULL);
     if (st == SW_OK) {
         *images_per_sec = (double)steps * batch / (sw_cli_now() - t0);
         *images_per_cpu_sec = (double)steps * batch / (cpu_seconds() - c0);
@@ -125,6 +135,69 @@ static sw_status bench_train(sw_model *model, int batch, int warmup, int steps, 
     sw_tensor_deinit(&x);
     sw_tensor_deinit(&dlogits);
     return st;
+}
+
+/* Per-node times of --profile: per training step (forward, backward) and per inference forward
+ * at batch `infer_batch`, as a table or as a JSON array. A fused chain is timed as its head. */
+typedef struct bench_profile {
+    sw_node_time *train, *infer; /* owned, n_nodes entries each */
+    int steps, repeats, infer_batch;
+} bench_profile;
+
+static void profile_print_table(const sw_model *model, const bench_profile *p, bool train,
+                                bool infer) {
+    double total[3] = {0, 0, 0};
+    printf("  profile    ms per training step (forward, backward), per inference forward\n");
+    printf("  %-28s %-12s %9s %9s %9s\n", "node", "type", train ? "train fwd" : "",
+           train ? "train bwd" : "", infer ? "infer" : "");
+    for (int i = 0; i < model->n_nodes; i++) {
+        const sw_node *node = &model->nodes[i];
+        double v[3] = {train ? p->train[i].forward * 1e3 / p->steps : 0,
+                       train ? p->train[i].backward * 1e3 / p->steps : 0,
+                       infer ? p->infer[i].forward * 1e3 / p->repeats : 0};
+        printf("  %-28.28s %-12.12s", node->name, node->layer->ops->type_name);
+        for (int k = 0; k < 3; k++) {
+            total[k] += v[k];
+            if ((k < 2 && train) || (k == 2 && infer))
+                printf(" %9.3f", v[k]);
+            else
+                printf(" %9s", "");
+        }
+        printf("\n");
+    }
+    printf("  %-28s %-12s", "total", "");
+    for (int k = 0; k < 3; k++)
+        if ((k < 2 && train) || (k == 2 && infer))
+            printf(" %9.3f", total[k]);
+        else
+            printf(" %9s", "");
+    printf("\n");
+    if (infer) printf("  (inference at batch %d; a fused chain is timed as its first node)\n",
+                      p->infer_batch);
+}
+
+/* The profile as a JSON array (owned by the caller, cJSON_free), or NULL without memory. */
+static char *profile_json(const sw_model *model, const bench_profile *p, bool train, bool infer) {
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; arr && i < model->n_nodes; i++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(arr, o)) {
+            cJSON_Delete(o);
+            cJSON_Delete(arr);
+            return NULL;
+        }
+        cJSON_AddStringToObject(o, "node", model->nodes[i].name);
+        cJSON_AddStringToObject(o, "type", model->nodes[i].layer->ops->type_name);
+        if (train) {
+            cJSON_AddNumberToObject(o, "train_forward_ms", p->train[i].forward * 1e3 / p->steps);
+            cJSON_AddNumberToObject(o, "train_backward_ms",
+                                    p->train[i].backward * 1e3 / p->steps);
+        }
+        if (infer) cJSON_AddNumberToObject(o, "infer_ms", p->infer[i].forward * 1e3 / p->repeats);
+    }
+    char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
+    cJSON_Delete(arr);
+    return text;
 }
 
 static double peak_rss_mib(void) {
@@ -140,7 +213,7 @@ int sw_cmd_bench(int argc, char **argv) {
     const char *model_spec = "fmnist_cnn", *prune_spec = NULL;
     long batch = 128, steps = 30, warmup = 5, repeats = 50;
     int lat_batches[8] = {1, 256}, n_lat = 2;
-    bool json = false, do_train = true, do_latency = true;
+    bool json = false, do_train = true, do_latency = true, do_profile = false;
     optind = 1;
     int id;
     while ((id = getopt_long(argc, argv, "h", bench_options, NULL)) != -1) {
@@ -191,6 +264,9 @@ int sw_cmd_bench(int argc, char **argv) {
         case OPT_PRUNE:
             prune_spec = optarg;
             break;
+        case OPT_PROFILE:
+            do_profile = true;
+            break;
         case '?':
             return sw_cli_usage_error(cmd, "unknown or incomplete option");
         default:
@@ -214,12 +290,31 @@ int sw_cmd_bench(int argc, char **argv) {
     double ips = 0, latency[8] = {0};
     sw_status st = SW_OK;
     double ips_cpu = 0;
-    if (do_train)
-        st = bench_train(model, (int)batch, (int)warmup, (int)steps, common.seed, &ips, &ips_cpu);
+    bench_profile prof = {.steps = (int)steps, .repeats = (int)repeats};
+    if (do_profile) {
+        prof.train = calloc((size_t)model->n_nodes, sizeof *prof.train);
+        prof.infer = calloc((size_t)model->n_nodes, sizeof *prof.infer);
+        if (!prof.train || !prof.infer) st = SW_FAIL(SW_ERR_NOMEM, "bench: no memory for the profile");
+    }
+    int profiled_lat = 0; /* the largest latency batch is the one profiled */
+    for (int i = 1; i < n_lat; i++)
+        if (lat_batches[i] > lat_batches[profiled_lat]) profiled_lat = i;
+    prof.infer_batch = lat_batches[profiled_lat];
+    if (do_train && st == SW_OK)
+        st = bench_train(model, (int)batch, (int)warmup, (int)steps, common.seed, &ips, &ips_cpu,
+                         prof.train);
     double rss_train = peak_rss_mib();
     for (int i = 0; do_latency && st == SW_OK && i < n_lat; i++)
-        st = sw_model_latency(model, lat_batches[i], (int)repeats, common.seed, &latency[i]);
+        st = sw_model_latency_profiled(model, lat_batches[i], (int)repeats, common.seed,
+                                       &latency[i], i == profiled_lat ? prof.infer : NULL);
+    char *prof_json = NULL;
+    if (st == SW_OK && do_profile && json) {
+        prof_json = profile_json(model, &prof, do_train, do_latency);
+        if (!prof_json) st = SW_FAIL(SW_ERR_NOMEM, "bench: no memory for the profile's JSON");
+    }
     if (st != SW_OK) {
+        free(prof.train);
+        free(prof.infer);
         sw_compressor_free(pruner);
         sw_model_free(model);
         return sw_cli_report("bench");
@@ -240,6 +335,7 @@ int sw_cmd_bench(int argc, char **argv) {
                 printf("%s\"%d\": %.4f", i ? ", " : "", lat_batches[i], latency[i] * 1e3);
             printf("}");
         }
+        if (prof_json) printf(", \"profile\": %s", prof_json);
         printf("}\n");
     } else {
         printf("model %s, %d threads\n", model->arch, sw_threads_get());
@@ -252,7 +348,11 @@ int sw_cmd_bench(int argc, char **argv) {
                    batch, ips, ips_cpu, rss_train);
         for (int i = 0; do_latency && i < n_lat; i++)
             printf("  inference  batch %d: %.3f ms\n", lat_batches[i], latency[i] * 1e3);
+        if (do_profile) profile_print_table(model, &prof, do_train, do_latency);
     }
+    cJSON_free(prof_json);
+    free(prof.train);
+    free(prof.infer);
     sw_compressor_free(pruner);
     sw_model_free(model);
     return SW_EXIT_OK;

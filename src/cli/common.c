@@ -12,6 +12,7 @@
 #include "io/model_file.h"
 #include "nn/zoo.h"
 #include "tensor/blas.h"
+#include "tensor/clock.h"
 #include "train/evaluator.h"
 
 int sw_cli_report(const char *context) {
@@ -135,11 +136,7 @@ bool sw_cli_poll_interrupt(void *ctx) {
     return interrupt_count > 0;
 }
 
-double sw_cli_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+double sw_cli_now(void) { return sw_clock_seconds(); }
 
 const char *sw_cli_human(double value, char *buf, size_t size) {
     static const char *const units[] = {"", "k", "M", "G", "T"};

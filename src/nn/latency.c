@@ -2,15 +2,9 @@
 #include "latency.h"
 
 #include <stdlib.h>
-#include <time.h>
 
+#include "../tensor/clock.h"
 #include "../tensor/rng.h"
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -18,6 +12,11 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 sw_status sw_model_latency(sw_model *model, int batch, int repeats, uint64_t seed, double *median) {
+    return sw_model_latency_profiled(model, batch, repeats, seed, median, NULL);
+}
+
+sw_status sw_model_latency_profiled(sw_model *model, int batch, int repeats, uint64_t seed,
+                                    double *median, sw_node_time *node_times) {
     if (batch < 1 || repeats < 1)
         return SW_FAIL(SW_ERR_ARG, "latency: batch %d and repeats %d must be at least 1", batch,
                        repeats);
@@ -42,11 +41,13 @@ sw_status sw_model_latency(sw_model *model, int batch, int repeats, uint64_t see
     const sw_tensor *out = NULL;
     for (int w = 0; w < SW_LATENCY_WARMUP && st == SW_OK; w++)
         st = sw_model_forward(model, &x, &out);
+    sw_model_set_profile(model, node_times);
     for (int r = 0; r < repeats && st == SW_OK; r++) {
-        double t0 = now_seconds();
+        double t0 = sw_clock_seconds();
         st = sw_model_forward(model, &x, &out);
-        times[r] = now_seconds() - t0;
+        times[r] = sw_clock_seconds() - t0;
     }
+    sw_model_set_profile(model, NULL);
     if (st == SW_OK) {
         qsort(times, (size_t)repeats, sizeof *times, cmp_double);
         *median = times[repeats / 2];

@@ -17,4 +17,9 @@
  * runs (>= 1). Leaves the model in eval mode. */
 sw_status sw_model_latency(sw_model *model, int batch, int repeats, uint64_t seed, double *median);
 
+/* The same, and when `node_times` is not NULL (n_nodes entries, caller's) each node's seconds summed
+ * over the timed forwards are added to it (sw_model_set_profile); the warm-up is not counted. */
+sw_status sw_model_latency_profiled(sw_model *model, int batch, int repeats, uint64_t seed,
+                                    double *median, sw_node_time *node_times);
+
 #endif

@@ -1,6 +1,8 @@
 /* model.c - graph construction, flat parameter storage, and the executor. */
 #include "model.h"
 
+#include "../tensor/clock.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,6 +239,8 @@ void sw_model_set_training(sw_model *model, bool training) { model->training = t
 
 void sw_model_set_inference_fusion(sw_model *model, bool on) { model->inference_fusion = on; }
 
+void sw_model_set_profile(sw_model *model, sw_node_time *times) { model->profile = times; }
+
 void sw_model_set_seed(sw_model *model, uint64_t seed) { sw_rng_init(&model->rng, seed, 0x5eed); }
 
 /* Runs `chain` as its head's kernel with the rest as the epilogue, writing io->out (the head's
@@ -306,6 +310,7 @@ sw_status sw_model_forward(sw_model *model, const sw_tensor *x, const sw_tensor 
         io->out = &model->outs[i];
         io->saved = &model->saved[i];
         sw_status st = SW_OK;
+        double t0 = model->profile ? sw_clock_seconds() : 0.0;
         if (chain) {
             st = forward_chain(model, chain, io);
         } else {
@@ -315,6 +320,7 @@ sw_status sw_model_forward(sw_model *model, const sw_tensor *x, const sw_tensor 
             if (st == SW_OK && node->hooks && node->hooks->after_forward)
                 st = node->hooks->after_forward(node->hooks->ctx, node, io);
         }
+        if (model->profile) model->profile[i].forward += sw_clock_seconds() - t0;
         if (st != SW_OK) {
             sw_error_prefix("forward of \"%s\"", node->name);
             return st;
@@ -423,7 +429,9 @@ sw_status sw_model_backward(sw_model *model, const sw_tensor *dout) {
             else
                 sw_tensor_zero(&model->douts[k]);
         }
+        double t0 = model->profile ? sw_clock_seconds() : 0.0;
         sw_status st = backward_node(model, i);
+        if (model->profile) model->profile[i].backward += sw_clock_seconds() - t0;
         if (st != SW_OK) {
             sw_error_prefix("backward of \"%s\"", model->nodes[i].name);
             return st;

@@ -59,6 +59,12 @@ struct sw_node {
     const sw_node_hooks *hooks; /* borrowed; NULL = bare layer */
 };
 
+/* Wall-clock seconds a node's passes took, summed over the passes run while profiling. A fused
+ * chain's time is the head node's (the later members read 0 for that pass). */
+typedef struct sw_node_time {
+    double forward, backward;
+} sw_node_time;
+
 typedef struct sw_model {
     char *arch;           /* owned: zoo name ("fmnist_cnn") or "custom" */
     sw_shape input_shape; /* per sample, e.g. [1, 28, 28] */
@@ -87,6 +93,7 @@ typedef struct sw_model {
     bool inference_fusion;      /* see sw_model_set_inference_fusion */
     bool last_forward_fused;    /* some outputs of the last forward alias others: no backward */
     sw_fusion_plan fusion_plan; /* the chains fusion may run, found by finalize */
+    sw_node_time *profile; /* borrowed, n_nodes entries, or NULL: see sw_model_set_profile */
     sw_rng rng;         /* dropout */
 } sw_model;
 
@@ -118,6 +125,9 @@ void sw_model_set_training(sw_model *model, bool training);
  * alias the chain's result), and backward refuses to run after such a forward. For latency
  * and evaluation; off by default. */
 void sw_model_set_inference_fusion(sw_model *model, bool on);
+/* Profiling: while `times` (n_nodes entries, owned by the caller) is set, every forward and
+ * backward adds each node's wall-clock seconds to it; NULL stops. Costs two clock reads a node. */
+void sw_model_set_profile(sw_model *model, sw_node_time *times);
 void sw_model_set_seed(sw_model *model, uint64_t seed);
 
 /* Runs the graph on x [N, input_shape...]. *out points at the output node's activation (owned

@@ -21,6 +21,7 @@
 
 #include "blas.h"
 #include "conv_taps.h"
+#include "conv_tiled.h"
 #include "parallel.h"
 
 int sw_conv2d_threads(void) {
@@ -108,6 +109,7 @@ static size_t side_by_side_floats(const dims *s, int nb) {
 }
 
 size_t sw_conv2d_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
+    if (sw_conv_tiled_suits(d, pass)) return sw_conv_tiled_scratch_floats(d, pass);
     if (sw_conv_taps_suits(d)) return sw_conv_taps_scratch_floats(d, pass);
     dims s = dims_of(d);
     size_t t = (size_t)sw_conv2d_threads();
@@ -308,6 +310,10 @@ static void forward_side_by_side(float *y, const float *x, const float *w, const
 
 void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
                        const sw_conv2d_desc *d, const sw_epilogue *ep, float *scratch) {
+    if (sw_conv_tiled_suits(d, SW_CONV2D_FORWARD)) {
+        sw_conv_tiled_forward(y, x, w, b, d, ep, scratch);
+        return;
+    }
     if (sw_conv_taps_suits(d)) {
         sw_conv_taps_forward(y, x, w, b, d, ep, scratch);
         return;
@@ -364,6 +370,10 @@ void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
 
 void sw_conv2d_backward_input(float *dx, const float *dy, const float *w, const sw_conv2d_desc *d,
                               float *scratch, bool accumulate) {
+    if (sw_conv_tiled_suits(d, SW_CONV2D_BACKWARD_INPUT)) {
+        sw_conv_tiled_backward_input(dx, dy, w, d, scratch, accumulate);
+        return;
+    }
     if (sw_conv_taps_suits(d)) {
         sw_conv_taps_backward_input(dx, dy, w, d, scratch, accumulate);
         return;

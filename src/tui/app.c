@@ -12,6 +12,7 @@
 #include "../io/model_file.h"
 #include "../lua/sw_lua.h"
 #include "../nn/latency.h"
+#include "../tensor/clock.h"
 #include "../train/evaluator.h"
 #include "attach.h"
 #include "recipe.h"
@@ -50,11 +51,7 @@ struct sw_tui_app {
     int signal; /* the signal that ended the session */
 };
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+static double now_seconds(void) { return sw_clock_seconds(); }
 
 static void log_error(sw_tui_app *app, const char *context) {
     const char *msg = sw_error_message();
