@@ -561,6 +561,7 @@ typedef struct conv_kernel_set {
                            float *scratch, bool accumulate);
     void (*backward_params)(float *dw, float *db, const float *dy, const float *x,
                             const sw_conv2d_desc *d, float *scratch); /* may be NULL */
+    bool pools; /* forward takes an epilogue with pool2x2 */
 } conv_kernel_set;
 
 static void check_conv_kernels(const conv_kernel_set *k, const sw_conv2d_desc *d, uint64_t seed,
@@ -603,6 +604,27 @@ static void check_conv_kernels(const conv_kernel_set *k, const sw_conv2d_desc *d
     }
     snprintf(what, sizeof what, "%s forward with epilogue", k->name);
     sw_test_assert_close(y1, y2, ny, 1e-5f, 1e-5f, what);
+    if (k->pools) {
+        /* and a 2x2 max-pool after it: an odd last row or column is dropped */
+        const int ph = g->out_h / 2, pw = g->out_w / 2;
+        size_t np = (size_t)d->batch * d->out_channels * ph * pw;
+        float *p1 = malloc(np * sizeof(float)), *p2 = malloc(np * sizeof(float));
+        assert_true(p1 && p2);
+        ep.pool2x2 = true;
+        k->forward(p1, x->data, w->data, b->data, d, &ep, scr);
+        for (size_t i = 0; i < np; i++) {
+            size_t j = i % (size_t)pw, r = i / (size_t)pw % (size_t)ph, plane_i = i / ((size_t)ph * pw);
+            const float *top = y2 + plane_i * plane + 2 * r * (size_t)g->out_w + 2 * j;
+            float m = top[0];
+            if (top[1] > m) m = top[1];
+            if (top[g->out_w] > m) m = top[g->out_w];
+            if (top[g->out_w + 1] > m) m = top[g->out_w + 1];
+            p2[i] = m;
+        }
+        snprintf(what, sizeof what, "%s forward with epilogue and 2x2 max-pool", k->name);
+        sw_test_assert_close(p1, p2, np, 1e-5f, 1e-5f, what);
+        free(p1), free(p2);
+    }
     if (with_input_gradient) {
         /* accumulating: start both from the same non-zero values */
         for (size_t i = 0; i < nx; i++) dx1[i] = dx2[i] = 0.5f;
@@ -645,7 +667,8 @@ static void test_layers_conv_taps_matches_naive(void **state) {
         {20, 11, 14, 5, 5, 1, 1, 2, 2, 1, 1},
     };
     const conv_kernel_set taps = {"taps", sw_conv_taps_scratch_floats, sw_conv_taps_forward,
-                                  sw_conv_taps_backward_input, sw_conv_taps_backward_params};
+                                  sw_conv_taps_backward_input, sw_conv_taps_backward_params,
+                                  false};
     const int batches[] = {1, 3, 5};
     for (size_t i = 0; i < sizeof taps_geoms / sizeof taps_geoms[0]; i++) {
         const int *v = taps_geoms[i];
@@ -677,9 +700,9 @@ static void test_layers_conv_taps_matches_naive(void **state) {
 /* The register-tiled kernels (AVX-512) agree with the seven loops: a one-channel stem, output
  * channel counts that fill blocks of 8, need a last block of 4 or a padded one, 7x7 images
  * (tiles of 32 columns), no padding, dilation with a non-square kernel, 5x5, and batches that
- * share one sample's tiles among the threads (1) or hand out samples (2, 5); with an epilogue,
- * and both ways of writing the input gradient. On a CPU without AVX-512 nothing may pick
- * them. Columns as in geoms[], then the output channels. */
+ * share one sample's tiles among the threads (1) or hand out samples (2, 5); with an
+ * epilogue (and one that max-pools), and both ways of writing the input gradient. On a CPU
+ * without AVX-512 nothing may pick them. Columns as in geoms[], then the output channels. */
 static void test_layers_conv_tiled_matches_naive(void **state) {
     (void)state;
     sw_conv2d_desc stage1 = {.batch = 4, .out_channels = 32, .groups = 1,
@@ -698,7 +721,7 @@ static void test_layers_conv_tiled_matches_naive(void **state) {
         {4, 11, 14, 5, 5, 1, 1, 2, 2, 1, 1, 8},
     };
     const conv_kernel_set tiled = {"tiled", sw_conv_tiled_scratch_floats, sw_conv_tiled_forward,
-                                   sw_conv_tiled_backward_input, NULL};
+                                   sw_conv_tiled_backward_input, NULL, true};
     const int batches[] = {1, 2, 5};
     for (size_t i = 0; i < sizeof tiled_geoms / sizeof tiled_geoms[0]; i++) {
         const int *v = tiled_geoms[i];

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "../tensor/conv_tiled.h"
 #include "model.h"
 
 /* The only consumer of node k, or -1 when it has none or several (an input read twice by one
@@ -14,6 +15,23 @@ static int sole_consumer(const int *n_consumers, const int *consumer, int k) {
 
 static bool single_input_from(const sw_node *node, int k) {
     return node->n_inputs == 1 && node->inputs[0] == k;
+}
+
+/* Whether `pool` is a plain MaxPool2d(2) and the conv `head` runs on the tiled kernel, the
+ * only one that can pool its output (its choice depends on the layer, never the image size). */
+static bool poolable(const sw_layer *head, const sw_layer *pool) {
+    const sw_layer_hparams *p = &pool->hp, *c = &head->hp;
+    if (pool->kind != SW_LAYER_MAXPOOL2D || p->kernel[0] != 2 || p->kernel[1] != 2 ||
+        p->stride[0] != 2 || p->stride[1] != 2 || p->padding[0] || p->padding[1] ||
+        p->dilation[0] != 1 || p->dilation[1] != 1)
+        return false;
+    sw_conv2d_desc d = {.batch = 1, .out_channels = c->out_channels, .groups = c->groups,
+                        .geom = {.channels = c->in_channels, .kernel_h = c->kernel[0],
+                                 .kernel_w = c->kernel[1], .stride_h = c->stride[0],
+                                 .stride_w = c->stride[1], .pad_h = c->padding[0],
+                                 .pad_w = c->padding[1], .dil_h = c->dilation[0],
+                                 .dil_w = c->dilation[1]}};
+    return sw_conv_tiled_suits(&d, SW_CONV2D_FORWARD);
 }
 
 sw_status sw_fusion_plan_build(const sw_node *nodes, int n_nodes, sw_fusion_plan *plan) {
@@ -43,7 +61,7 @@ sw_status sw_fusion_plan_build(const sw_node *nodes, int n_nodes, sw_fusion_plan
         bool conv = kind == SW_LAYER_CONV2D;
         bool add = kind == SW_LAYER_ADD && nodes[i].n_inputs == 2;
         if (!conv && !add) continue;
-        sw_fusion_chain c = {.head = i, .bn = -1, .relu = -1, .tail = i};
+        sw_fusion_chain c = {.head = i, .bn = -1, .relu = -1, .pool = -1, .tail = i};
         int next = sole_consumer(n_consumers, consumer, c.tail);
         if (conv && next >= 0 && nodes[next].layer->kind == SW_LAYER_BATCHNORM2D &&
             single_input_from(&nodes[next], c.tail)) {
@@ -53,10 +71,17 @@ sw_status sw_fusion_plan_build(const sw_node *nodes, int n_nodes, sw_fusion_plan
         if (next >= 0 && nodes[next].layer->kind == SW_LAYER_RELU &&
             single_input_from(&nodes[next], c.tail))
             c.relu = c.tail = next;
+        if (conv) {
+            next = sole_consumer(n_consumers, consumer, c.tail);
+            if (next >= 0 && single_input_from(&nodes[next], c.tail) &&
+                poolable(nodes[i].layer, nodes[next].layer))
+                c.pool = c.tail = next;
+        }
         if (c.tail == i) continue;
         plan->chain_at[i] = plan->n_chains;
         if (c.bn >= 0) plan->member_of[c.bn] = plan->n_chains;
         if (c.relu >= 0) plan->member_of[c.relu] = plan->n_chains;
+        if (c.pool >= 0) plan->member_of[c.pool] = plan->n_chains;
         plan->chains[plan->n_chains++] = c;
     }
     free(n_consumers);
@@ -73,7 +98,8 @@ void sw_fusion_plan_free(sw_fusion_plan *plan) {
 
 bool sw_fusion_chain_ready(const sw_fusion_chain *chain, const sw_node *nodes) {
     return !nodes[chain->head].hooks && (chain->bn < 0 || !nodes[chain->bn].hooks) &&
-           (chain->relu < 0 || !nodes[chain->relu].hooks);
+           (chain->relu < 0 || !nodes[chain->relu].hooks) &&
+           (chain->pool < 0 || !nodes[chain->pool].hooks);
 }
 
 void sw_fusion_bn_affine(const sw_layer *bn, float *scale, float *shift) {

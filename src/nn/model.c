@@ -244,11 +244,12 @@ void sw_model_set_profile(sw_model *model, sw_node_time *times) { model->profile
 void sw_model_set_seed(sw_model *model, uint64_t seed) { sw_rng_init(&model->rng, seed, 0x5eed); }
 
 /* Runs `chain` as its head's kernel with the rest as the epilogue, writing io->out (the head's
- * output buffer, all the chain's nodes share the same shape); the later nodes' outputs alias
- * it. */
+ * output buffer; the BatchNorm and ReLU outputs alias it) or, when the chain ends in a max-pool,
+ * the pool's own smaller output, which the head's kernel writes instead (the head's buffer is
+ * then left unwritten: nothing else reads it). */
 static sw_status forward_chain(sw_model *model, const sw_fusion_chain *chain, sw_layer_io *io) {
     const sw_layer *head = model->nodes[chain->head].layer;
-    sw_epilogue ep = {.relu = chain->relu >= 0};
+    sw_epilogue ep = {.relu = chain->relu >= 0, .pool2x2 = chain->pool >= 0};
     if (chain->bn >= 0) {
         const sw_layer *bn = model->nodes[chain->bn].layer;
         float *affine = sw_arena_floats(&model->arena, 2 * (size_t)bn->hp.num_features);
@@ -259,7 +260,18 @@ static sw_status forward_chain(sw_model *model, const sw_fusion_chain *chain, sw
     }
     if (!head->ops->forward_fused)
         return SW_FAIL(SW_ERR_ARG, "%s cannot run an epilogue", head->ops->type_name);
-    SW_TRY(head->ops->forward_fused(head, io, &ep));
+    if (chain->pool >= 0) {
+        sw_shape pooled;
+        SW_TRY(sw_shape_batched(&model->nodes[chain->pool].out_shape, model->batch, &pooled));
+        float *data = sw_arena_floats(&model->arena, sw_shape_numel(&pooled));
+        if (!data) return SW_ERR_NOMEM;
+        model->outs[chain->pool] = sw_tensor_view(data, &pooled);
+        sw_layer_io pool_io = *io;
+        pool_io.out = &model->outs[chain->pool];
+        SW_TRY(head->ops->forward_fused(head, &pool_io, &ep));
+    } else {
+        SW_TRY(head->ops->forward_fused(head, io, &ep));
+    }
     if (chain->bn >= 0) model->outs[chain->bn] = *io->out;
     if (chain->relu >= 0) model->outs[chain->relu] = *io->out;
     model->last_forward_fused = true;

@@ -208,8 +208,78 @@ typedef struct tiled_out {
     bool gradient, accumulate;
 } tiled_out;
 
+static bool pooled(const tiled_out *how) { return how->ep && how->ep->pool2x2; }
+
+/* Floats of one sample's output: [o, ho, wo], or [o, ho/2, wo/2] pooled. */
+static size_t output_floats(const tiled *t, const tiled_out *how) {
+    return pooled(how) ? (size_t)t->o * (t->ho / 2) * (t->wo / 2) : (size_t)t->o * t->ho * t->wo;
+}
+
+#ifdef SW_TILED_X86
+/* MaxPool2d's comparison on 16 lanes: where v is larger, or a NaN over a number, v wins. */
+__attribute__((target("avx512f"))) static inline __m512 max_or_nan16(__m512 best, __m512 v) {
+    __mmask16 win = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+                    (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) &
+                     _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+    return _mm512_mask_blend_ps(win, best, v);
+}
+
+/* relu?(v * a + b) on 16 lanes; a NaN passes the ReLU, as the layer's clamp lets it. */
+__attribute__((target("avx512f"))) static inline __m512 epilogue16(__m512 v, __m512 a, __m512 b,
+                                                                   bool relu) {
+    v = _mm512_fmadd_ps(v, a, b);
+    if (relu) v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v,
+                                       _mm512_setzero_ps());
+    return v;
+}
+
+/* Output channel o pooled: each 2x2 window of the epilogue's values (rows 2i, 2i+1 of the
+ * padded output), its maximum; an odd last row or column is dropped, as MaxPool2d does. 16
+ * windows at a time: the even and odd columns of 32 values are split with two permutes, and
+ * the loads and stores of a row's last windows are masked. */
+__attribute__((target("avx512f"))) static void
+unpad_channel_pooled(float *yn, const float *yp, const tiled *t, const tiled_out *how, int o) {
+    float a, b;
+    sw_epilogue_coeffs(how->ep, how->bias, o, &a, &b);
+    const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b);
+    const bool relu = how->ep->relu;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const int pw = t->wo / 2, ph = t->ho / 2;
+    for (int i = 0; i < ph; i++) {
+        const float *r0 = yp + (size_t)o * t->cols_pad + (size_t)(2 * i) * t->wp;
+        const float *r1 = r0 + t->wp;
+        float *dst = yn + ((size_t)o * ph + i) * pw;
+        for (int j = 0; j < pw; j += 16) {
+            const int n = pw - j < 16 ? pw - j : 16; /* windows, 2n values per row */
+            const __mmask16 lo = (__mmask16)(n >= 8 ? 0xFFFF : (1u << (2 * n)) - 1);
+            const __mmask16 hi = (__mmask16)(n <= 8 ? 0 : n == 16 ? 0xFFFF : (1u << (2 * n - 16)) - 1);
+            const __mmask16 out = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
+            __m512 best = _mm512_setzero_ps();
+            for (int r = 0; r < 2; r++) {
+                const float *row = (r ? r1 : r0) + 2 * j;
+                __m512 v0 = epilogue16(_mm512_maskz_loadu_ps(lo, row), av, bv, relu);
+                __m512 v1 = epilogue16(_mm512_maskz_loadu_ps(hi, row + 16), av, bv, relu);
+                __m512 left = _mm512_permutex2var_ps(v0, even, v1);
+                __m512 right = _mm512_permutex2var_ps(v0, odd, v1);
+                /* taps in MaxPool2d's order: top-left, top-right, bottom-left, bottom-right */
+                best = r ? max_or_nan16(best, left) : left;
+                best = max_or_nan16(best, right);
+            }
+            _mm512_mask_storeu_ps(dst + j, out, best);
+        }
+    }
+}
+#endif
+
 static void unpad_channel(float *yn, const float *yp, const tiled *t, const tiled_out *how,
                           int o) {
+#ifdef SW_TILED_X86
+    if (pooled(how)) {
+        unpad_channel_pooled(yn, yp, t, how, o);
+        return;
+    }
+#endif
     float a = 1.0f, b = 0.0f;
     if (!how->gradient) sw_epilogue_coeffs(how->ep, how->bias, o, &a, &b);
     for (int i = 0; i < t->ho; i++) {
@@ -238,7 +308,7 @@ static void run(float *out, const float *in, const float *w, bool flip, float *w
     int off[SW_TILED_MAX_TAPS];
     for (int k = 0; k < t->kk; k++)
         off[k] = (k / t->kw) * t->dh * t->wp + (k % t->kw) * t->dw;
-    const size_t in_sz = (size_t)t->c * t->h * t->w, out_sz = (size_t)t->o * t->ho * t->wo;
+    const size_t in_sz = (size_t)t->c * t->h * t->w, out_sz = output_floats(t, how);
     const int blocks = (t->o_pad + 7) / 8;
     const bool by_sample = t->n >= sw_conv2d_threads() && t->n > 1;
     const double flops = 2.0 * t->o * t->c * t->kk * (double)t->cols;

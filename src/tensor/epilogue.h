@@ -4,6 +4,9 @@
  * Inference fusion (src/nn/inference_fusion.h) uses it to fold an eval-mode BatchNorm (a fixed
  * per-channel scale and shift) and a following ReLU into the convolution that feeds them:
  *     y[c] = relu?((conv[c] + bias[c]) * scale[c] + shift[c]).
+ * A following MaxPool2d(2) (stride 2, no padding) may be folded too (pool2x2): then y is the
+ * pooled map, [C, Ho/2, Wo/2], and the full-size map is never written. Only the register-tiled
+ * convolution (conv_tiled.h) takes it.
  */
 #ifndef SW_EPILOGUE_H
 #define SW_EPILOGUE_H
@@ -15,6 +18,7 @@ typedef struct sw_epilogue {
     const float *scale; /* [C] or NULL (1) */
     const float *shift; /* [C] or NULL (0) */
     bool relu;
+    bool pool2x2; /* then the max of each 2x2 window, a NaN winning as in MaxPool2d */
 } sw_epilogue;
 
 /* The map of channel c as y = v * a + b (then ReLU if ep->relu), the layer's own bias folded
