@@ -701,7 +701,8 @@ static void test_layers_conv_taps_matches_naive(void **state) {
  * channel counts that fill blocks of 8, need a last block of 4 or a padded one, 7x7 images
  * (tiles of 32 columns), no padding, dilation with a non-square kernel, 5x5, and batches that
  * share one sample's tiles among the threads (1) or hand out samples (2, 5); with an
- * epilogue (and one that max-pools), and both ways of writing the input gradient. On a CPU
+ * epilogue (and one that max-pools), and both ways of writing the input gradient; strided
+ * forwards through phase planes. On a CPU
  * without AVX-512 nothing may pick them. Columns as in geoms[], then the output channels. */
 static void test_layers_conv_tiled_matches_naive(void **state) {
     (void)state;
@@ -740,15 +741,37 @@ static void test_layers_conv_tiled_matches_naive(void **state) {
     assert_true(sw_conv_tiled_suits(&wide_pad, SW_CONV2D_FORWARD));
     assert_false(sw_conv_tiled_suits(&wide_pad, SW_CONV2D_BACKWARD_INPUT));
     check_conv_kernels(&tiled, &wide_pad, 1790, false);
-    /* and who does not take them: strided, grouped, 1x1 */
+    /* strided forwards, through phase planes: the ResNet's downsampling 3x3, odd sizes, a
+     * stride of (2, 1), dilation, a padding that starts the phases on odd columns; their input
+     * gradients are not tiled */
+    static const int strided_geoms[][12] = {
+        {16, 28, 28, 3, 3, 2, 2, 1, 1, 1, 1, 32},
+        {3, 14, 17, 3, 5, 2, 2, 1, 3, 1, 1, 13},
+        {5, 13, 11, 3, 3, 2, 2, 1, 1, 1, 1, 9},
+        {6, 12, 15, 3, 2, 2, 1, 1, 0, 1, 1, 4},
+        {4, 15, 14, 3, 3, 2, 2, 2, 2, 2, 2, 8},
+    };
+    for (size_t i = 0; i < sizeof strided_geoms / sizeof strided_geoms[0]; i++) {
+        const int *v = strided_geoms[i];
+        sw_conv_geom g = geom(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]);
+        for (int bi = 0; bi < 3; bi++) {
+            sw_conv2d_desc d = {.batch = batches[bi], .out_channels = v[11], .groups = 1, .geom = g};
+            assert_true(sw_conv_tiled_suits(&d, SW_CONV2D_FORWARD));
+            assert_false(sw_conv_tiled_suits(&d, SW_CONV2D_BACKWARD_INPUT));
+            check_conv_kernels(&tiled, &d, 1800 + i * 10 + bi, false);
+        }
+    }
+    /* and who does not take them: stride 3, grouped, 1x1 (strided or not) */
     sw_conv2d_desc strided = {.batch = 4, .out_channels = 8, .groups = 1,
-                              .geom = geom(16, 28, 28, 3, 3, 2, 2, 1, 1, 1, 1)};
+                              .geom = geom(16, 28, 28, 3, 3, 3, 3, 1, 1, 1, 1)};
     sw_conv2d_desc grouped = {.batch = 4, .out_channels = 16, .groups = 2,
                               .geom = geom(16, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1)};
     sw_conv2d_desc pointwise = {.batch = 4, .out_channels = 16, .groups = 1,
                                 .geom = geom(16, 28, 28, 1, 1, 1, 1, 0, 0, 1, 1)};
     assert_false(sw_conv_tiled_suits(&strided, SW_CONV2D_FORWARD));
     assert_false(sw_conv_tiled_suits(&grouped, SW_CONV2D_FORWARD));
+    assert_false(sw_conv_tiled_suits(&pointwise, SW_CONV2D_FORWARD));
+    pointwise.geom = geom(16, 28, 28, 1, 1, 2, 2, 0, 0, 1, 1);
     assert_false(sw_conv_tiled_suits(&pointwise, SW_CONV2D_FORWARD));
     assert_true(sw_conv_tiled_suits(&stage1, SW_CONV2D_FORWARD));
 }

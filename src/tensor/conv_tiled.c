@@ -1,6 +1,7 @@
 /* conv_tiled.c - stride-1 dense convolution as register tiles on AVX-512 (see conv_tiled.h). */
 #include "conv_tiled.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "conv_taps.h"
@@ -13,25 +14,50 @@
 
 /* One computation: `c` channels in, `o` out, over an image padded by (ph, pw). For the forward
  * pass these are the layer's own; for the input gradient the image is dy and the two channel
- * counts swap (see conv_tiled.h). */
+ * counts swap (see conv_tiled.h).
+ *
+ * A stride s (forward only) splits each padded channel into s*s phase planes of Hq x Wq
+ * (Hq = ceil(Hp/s), Wq = ceil(Wp/s)): plane (a, b) holds the padded pixels (s*i + a, s*j + b)
+ * at (i, j). Output (oh, ow) then reads, for tap (ki, kj), phase plane (ki*dh % s, kj*dw % s)
+ * at (oh + ki*dh / s, ow + kj*dw / s): a stride-1 sweep over the output columns q = oh*Wq + ow,
+ * every tap at a fixed offset from q, exactly as with stride 1 (where there is one phase and
+ * Wq = Wp). The kernel is the same; only the copy in and the offsets differ. */
 typedef struct tiled {
     int n, c, o;
     int h, w, ho, wo;   /* input and output size */
     int ph, pw, hp, wp; /* padding and padded size */
+    int sh, sw;         /* stride: phase planes per channel, sh*sw */
+    int hq, wq;         /* a phase plane's size; wq is also the padded output's row width */
     int kh, kw, dh, dw, kk;
     int nq;             /* 16-float vectors per tile row: 3 or 2, whichever wastes fewer columns */
     int o_pad;          /* o rounded up to whole tiles (see block_channels) */
-    size_t plane;       /* Hp*Wp */
-    size_t cols;        /* Ho*Wp: columns of the padded output */
+    size_t plane;       /* a channel's padded floats: sh*sw*Hq*Wq */
+    size_t cols;        /* Ho*Wq: columns of the padded output */
     size_t cols_pad;    /* cols rounded up to whole tiles */
     size_t xpad_floats; /* one padded image, with a zero guard for the last tiles' reads */
     size_t ypad_floats; /* one padded output [o_pad, cols_pad] */
     size_t wt_floats;   /* the weights in tile order */
+    size_t aux_floats;  /* the direct stores' map (direct_map) */
 } tiled;
+
+/* What a computation writes: the forward's output with the layer's bias and the epilogue, or
+ * the input gradient, copied or added. */
+typedef struct tiled_out {
+    const float *bias;
+    const sw_epilogue *ep;
+    bool gradient, accumulate;
+} tiled_out;
 
 #define SW_TILED_MAX_TAPS 64 /* kernels up to 8x8: the tap offsets live on the stack */
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; } /* 64-byte blocks */
+
+/* Where tap k reads, relative to the output column, in a channel's phase planes. */
+static size_t tap_offset(const tiled *t, int k) {
+    const int a = (k / t->kw) * t->dh, b = (k % t->kw) * t->dw; /* in padded pixels */
+    const size_t phase = (size_t)(a % t->sh) * t->sw + (size_t)(b % t->sw);
+    return phase * t->hq * t->wq + (size_t)(a / t->sh) * t->wq + (size_t)(b / t->sw);
+}
 
 static tiled tiled_of(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
     const sw_conv_geom *g = &d->geom;
@@ -47,11 +73,15 @@ static tiled tiled_of(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
         t.h = g->height, t.w = g->width, t.ho = g->out_h, t.wo = g->out_w;
         t.ph = g->pad_h, t.pw = g->pad_w;
     }
+    t.sh = pass == SW_CONV2D_FORWARD ? g->stride_h : 1;
+    t.sw = pass == SW_CONV2D_FORWARD ? g->stride_w : 1;
     t.hp = t.h + 2 * t.ph;
     t.wp = t.w + 2 * t.pw;
+    t.hq = (t.hp + t.sh - 1) / t.sh;
+    t.wq = (t.wp + t.sw - 1) / t.sw;
     t.kk = t.kh * t.kw;
-    t.plane = (size_t)t.hp * t.wp;
-    t.cols = (size_t)t.ho * t.wp;
+    t.plane = (size_t)t.sh * t.sw * t.hq * t.wq;
+    t.cols = (size_t)t.ho * t.wq;
     size_t by48 = (t.cols + 47) / 48 * 48, by32 = (t.cols + 31) / 32 * 32;
     t.nq = by32 < by48 ? 2 : 3;
     t.cols_pad = t.nq == 2 ? by32 : by48;
@@ -59,12 +89,17 @@ static tiled tiled_of(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
     int rem = t.o % 8;
     t.o_pad = t.o - rem + (rem == 0 ? 0 : rem <= 4 ? 4 : 8);
     /* the last tile of the last channel reads up to cols_pad - 1 plus the largest tap offset */
-    size_t max_off = (size_t)(t.kh - 1) * t.dh * t.wp + (size_t)(t.kw - 1) * t.dw;
+    size_t max_off = 0;
+    for (int k = 0; k < t.kk; k++) {
+        size_t off = tap_offset(&t, k);
+        if (off > max_off) max_off = off;
+    }
     size_t reach = (size_t)(t.c - 1) * t.plane + t.cols_pad + max_off;
     size_t whole = (size_t)t.c * t.plane;
     t.xpad_floats = round16(reach > whole ? reach : whole);
     t.ypad_floats = round16((size_t)t.o_pad * t.cols_pad);
     t.wt_floats = round16((size_t)t.o_pad * t.c * t.kk);
+    t.aux_floats = round16(2 * (t.cols_pad / 16) + 2 * (size_t)t.o_pad);
     return t;
 }
 
@@ -80,11 +115,28 @@ bool sw_conv_tiled_available(void) {
 #endif
 }
 
+/* Whether every valid output column's taps stay inside its phase plane's row: the last output
+ * ow = Wo - 1 plus the widest tap's offset (kw-1)*dw / s fits in Wq (and likewise for rows). With
+ * stride 1 this always holds; with a larger stride it does for the usual geometries, and a
+ * layer for which it does not keeps im2col. */
+static bool phases_hold(const sw_conv_geom *g) {
+    const int hq = (g->height + 2 * g->pad_h + g->stride_h - 1) / g->stride_h;
+    const int wq = (g->width + 2 * g->pad_w + g->stride_w - 1) / g->stride_w;
+    return g->out_h - 1 + (g->kernel_h - 1) * g->dil_h / g->stride_h < hq &&
+           g->out_w - 1 + (g->kernel_w - 1) * g->dil_w / g->stride_w < wq;
+}
+
 bool sw_conv_tiled_suits(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
     const sw_conv_geom *g = &d->geom;
     if (pass == SW_CONV2D_BACKWARD_PARAMS || d->groups != 1) return false;
-    if (g->stride_h != 1 || g->stride_w != 1) return false;
-    if (g->kernel_h * g->kernel_w == 1 || g->kernel_h * g->kernel_w > SW_TILED_MAX_TAPS) return false;
+    const bool strided = g->stride_h != 1 || g->stride_w != 1;
+    /* strides 1 and 2; a strided layer's input gradient is not a convolution of dy */
+    if (g->stride_h > 2 || g->stride_w > 2 || (strided && pass != SW_CONV2D_FORWARD)) return false;
+    if (strided && !phases_hold(g)) return false;
+    /* a 1x1 layer is one product of the image (stride 1) or of a subsample of it (conv.c):
+     * with a stride, phase planes would copy every pixel to use a quarter of them */
+    if (g->kernel_h * g->kernel_w == 1 || g->kernel_h * g->kernel_w > SW_TILED_MAX_TAPS)
+        return false;
     if (pass == SW_CONV2D_BACKWARD_INPUT &&
         (g->pad_h > g->dil_h * (g->kernel_h - 1) || g->pad_w > g->dil_w * (g->kernel_w - 1)))
         return false;
@@ -96,7 +148,7 @@ size_t sw_conv_tiled_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass
     return sw_conv_taps_scratch_floats(d, pass); /* what the fallbacks below use */
 #endif
     tiled t = tiled_of(d, pass);
-    return t.wt_floats + (size_t)sw_conv2d_threads() * (t.xpad_floats + t.ypad_floats);
+    return t.wt_floats + t.aux_floats + (size_t)sw_conv2d_threads() * (t.xpad_floats + t.ypad_floats);
 }
 
 /* The weights of block `blk` (output channels 8*blk on) in tile order, [c][tap][channel of
@@ -120,13 +172,50 @@ static void weights_in_tile_order(float *wt, const float *w, const tiled *t, boo
 }
 
 #ifdef SW_TILED_X86
-/* acc[CO][NQ] = sum over c, tap of w(o, c, tap) * x[c][q + off[tap] + 16v], stored to
- * y[o * ystride + 16v]. CO and NQ are constants in every instance below, so the accumulators
- * stay in registers (the unroll pragmas make sure of it: without them GCC keeps them on the
- * stack and the kernel runs at a third of the speed). */
+/* Where a tile's sums go. Buffered (for the pooled epilogue): rows of the padded output, y =
+ * yp + o0*cols_pad + q, ystride = cols_pad. Direct: the sample's output itself, y = its channel
+ * o0, ystride = Ho*Wo; vector qv of a tile row holds padded-output columns of which the lanes
+ * in valid[qv] are real outputs, and (the wasted columns ending each row) those land
+ * contiguously from dst_at[qv] on, so each vector is compressed and stored once, with the
+ * epilogue (a[o] * v + b[o], ReLU) or the gradient's add applied on the way. */
+typedef struct tile_out {
+    float *y;
+    size_t ystride;
+    bool direct;
+    int rows;               /* direct: rows of the block that are real channels (< t->o) */
+    int qv;                 /* direct: the tile's first vector */
+    const uint32_t *valid;  /* direct, per vector of the padded output */
+    const int32_t *dst_at;  /* direct, per vector */
+    const float *a, *b;     /* direct forward: per-channel affine from o0, else NULL */
+    bool relu, accumulate;
+} tile_out;
+
 __attribute__((target("avx512f"), always_inline)) static inline void
-tile_body(float *y, size_t ystride, const float *x, size_t plane, const float *wb, int n_c,
-          int kk, const int *off, const int CO, const int NQ) {
+store_direct(const tile_out *out, int o, int v, __m512 r) {
+    const int qi = out->qv + v;
+    const __mmask16 m = (__mmask16)out->valid[qi];
+    if (!m) return;
+    if (out->a) {
+        r = _mm512_fmadd_ps(r, _mm512_set1_ps(out->a[o]), _mm512_set1_ps(out->b[o]));
+        if (out->relu)
+            r = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(r, _mm512_setzero_ps(), _CMP_LT_OQ), r,
+                                     _mm512_setzero_ps()); /* a NaN passes, as in ReLU */
+    }
+    const __m512 packed = _mm512_maskz_compress_ps(m, r);
+    const __mmask16 head = (__mmask16)((1u << __builtin_popcount(m)) - 1);
+    float *d = out->y + (size_t)o * out->ystride + out->dst_at[qi];
+    _mm512_mask_storeu_ps(d, head,
+                          out->accumulate ? _mm512_add_ps(packed, _mm512_maskz_loadu_ps(head, d))
+                                          : packed);
+}
+
+/* acc[CO][NQ] = sum over c, tap of w(o, c, tap) * x[c][q + off[tap] + 16v], then stored as
+ * `out` says. CO and NQ are constants in every instance below, so the accumulators stay in
+ * registers (the unroll pragmas make sure of it: without them GCC keeps them on the stack and
+ * the kernel runs at a third of the speed). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+tile_body(const tile_out *out, const float *x, size_t plane, const float *wb, int n_c, int kk,
+          const int *off, const int CO, const int NQ) {
     __m512 acc[8][3];
 #pragma GCC unroll 8
     for (int o = 0; o < CO; o++)
@@ -148,17 +237,26 @@ tile_body(float *y, size_t ystride, const float *x, size_t plane, const float *w
             }
         }
     }
+    if (!out->direct) {
+#pragma GCC unroll 8
+        for (int o = 0; o < CO; o++)
+#pragma GCC unroll 3
+            for (int v = 0; v < NQ; v++)
+                _mm512_storeu_ps(out->y + o * out->ystride + 16 * v, acc[o][v]);
+        return;
+    }
 #pragma GCC unroll 8
     for (int o = 0; o < CO; o++)
+        if (o < out->rows)
 #pragma GCC unroll 3
-        for (int v = 0; v < NQ; v++) _mm512_storeu_ps(y + o * ystride + 16 * v, acc[o][v]);
+            for (int v = 0; v < NQ; v++) store_direct(out, o, v, acc[o][v]);
 }
 
 #define SW_TILE_INSTANCE(CO, NQ)                                                               \
     __attribute__((target("avx512f"))) static void tile_##CO##x##NQ(                           \
-        float *y, size_t ystride, const float *x, size_t plane, const float *wb, int n_c,      \
-        int kk, const int *off) {                                                              \
-        tile_body(y, ystride, x, plane, wb, n_c, kk, off, CO, NQ);                             \
+        const tile_out *out, const float *x, size_t plane, const float *wb, int n_c, int kk,   \
+        const int *off) {                                                                      \
+        tile_body(out, x, plane, wb, n_c, kk, off, CO, NQ);                                    \
     }
 SW_TILE_INSTANCE(8, 3)
 SW_TILE_INSTANCE(8, 2)
@@ -166,7 +264,7 @@ SW_TILE_INSTANCE(4, 3)
 SW_TILE_INSTANCE(4, 2)
 #undef SW_TILE_INSTANCE
 
-typedef void (*tile_fn)(float *, size_t, const float *, size_t, const float *, int, int,
+typedef void (*tile_fn)(const tile_out *, const float *, size_t, const float *, int, int,
                         const int *);
 
 static tile_fn tile_for(int co, int nq) {
@@ -174,39 +272,106 @@ static tile_fn tile_for(int co, int nq) {
     return nq == 3 ? tile_4x3 : tile_4x2;
 }
 
-/* Every column tile of block `blk` (output channels 8*blk on) of one sample, into yp. */
-static void run_block(float *yp, const float *xp, const float *wt, const tiled *t,
-                      const int *off, int blk) {
+/* Every column tile of block `blk` (output channels 8*blk on) of one sample: into the padded
+ * output yp, or (`how` direct) into the sample's output yn. */
+static void run_block(float *yp, float *yn, const float *xp, const float *wt, const tiled *t,
+                      const int *off, int blk, const tile_out *how) {
     const int o0 = blk * 8; /* every block but the last has 8 channels */
     const size_t step = 16 * (size_t)t->nq;
     tile_fn tile = tile_for(block_channels(t, o0), t->nq);
-    for (size_t q = 0; q < t->cols_pad; q += step)
-        tile(yp + (size_t)o0 * t->cols_pad + q, t->cols_pad, xp + q, t->plane,
-             wt + (size_t)o0 * t->c * t->kk, t->c, t->kk, off);
+    tile_out out = *how;
+    if (how->direct) {
+        out.y = yn + (size_t)o0 * t->ho * t->wo;
+        out.ystride = (size_t)t->ho * t->wo;
+        out.rows = t->o - o0;
+        if (how->a) out.a = how->a + o0, out.b = how->b + o0;
+    } else {
+        out.ystride = t->cols_pad;
+    }
+    for (size_t q = 0; q < t->cols_pad; q += step) {
+        if (how->direct)
+            out.qv = (int)(q / 16);
+        else
+            out.y = yp + (size_t)o0 * t->cols_pad + q;
+        tile(&out, xp + q, t->plane, wt + (size_t)o0 * t->c * t->kk, t->c, t->kk, off);
+    }
+}
+
+/* The direct stores' map (tile_out): per vector of the padded output, the lanes that are real
+ * outputs and where the first of them goes in a channel's [Ho, Wo] plane; and the per-channel
+ * affine map of the forward's bias and epilogue. In aux, aux_floats(t) of it. */
+static tile_out direct_map(float *aux, const tiled *t, const tiled_out *how) {
+    const size_t nvec = t->cols_pad / 16;
+    uint32_t *valid = (uint32_t *)(void *)aux;
+    int32_t *dst_at = (int32_t *)(void *)(aux + nvec);
+    for (size_t qi = 0; qi < nvec; qi++) {
+        uint32_t m = 0;
+        int32_t first = -1;
+        for (int l = 0; l < 16; l++) {
+            const size_t q = 16 * qi + (size_t)l;
+            const int row = (int)(q / (size_t)t->wq), col = (int)(q % (size_t)t->wq);
+            if (q >= t->cols || col >= t->wo) continue;
+            m |= 1u << l;
+            if (first < 0) first = row * t->wo + col;
+        }
+        valid[qi] = m;
+        dst_at[qi] = first < 0 ? 0 : first;
+    }
+    tile_out out = {.direct = true, .valid = valid, .dst_at = dst_at,
+                    .accumulate = how->gradient && how->accumulate};
+    if (!how->gradient) {
+        float *a = aux + 2 * nvec, *b = a + t->o_pad;
+        for (int o = 0; o < t->o; o++) sw_epilogue_coeffs(how->ep, how->bias, o, &a[o], &b[o]);
+        out.a = a, out.b = b, out.relu = how->ep && how->ep->relu;
+    }
+    return out;
 }
 #endif
 
-/* Rows are 7 to 30 values in the zoo: an inlined vector loop, not a memcpy call per row. */
-static inline void copy_row(float *restrict dst, const float *restrict src, int n) {
-#pragma omp simd
-    for (int j = 0; j < n; j++) dst[j] = src[j];
+#ifdef SW_TILED_X86
+/* One row of n values, 16 at a time with the last ones masked: the rows here are 7 to 30
+ * values, too short for a memcpy call or a compiler's vector loop (the baseline build's SSE2)
+ * to pay. */
+__attribute__((target("avx512f"), always_inline)) static inline void copy_row16(float *dst,
+                                                                               const float *src, int n) {
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 m = (__mmask16)(n - j >= 16 ? 0xFFFF : (1u << (n - j)) - 1);
+        _mm512_mask_storeu_ps(dst + j, m, _mm512_maskz_loadu_ps(m, src + j));
+    }
 }
+#endif
 
-/* Channel c of one sample [c, h, w] into the interior of its padded plane; the borders (and
- * the guard after the last plane) must be zero already. */
+
+/* Channel c of one sample [c, h, w] into the interior of its padded plane (its phase planes
+ * when strided); the borders (and the guard after the last plane) must be zero already. */
+#ifdef SW_TILED_X86
+__attribute__((target("avx512f")))
+#endif
 static void pad_channel(float *xp, const float *x, const tiled *t, int c) {
-    float *dst = xp + (size_t)c * t->plane + (size_t)t->ph * t->wp + t->pw;
     const float *src = x + (size_t)c * t->h * t->w;
-    for (int i = 0; i < t->h; i++) copy_row(dst + (size_t)i * t->wp, src + (size_t)i * t->w, t->w);
+    float *chan = xp + (size_t)c * t->plane;
+    if (t->sh == 1 && t->sw == 1) {
+        float *dst = chan + (size_t)t->ph * t->wp + t->pw;
+#ifdef SW_TILED_X86
+        for (int i = 0; i < t->h; i++)
+            copy_row16(dst + (size_t)i * t->wp, src + (size_t)i * t->w, t->w);
+#endif
+        return;
+    }
+    const size_t phase_floats = (size_t)t->hq * t->wq;
+    for (int i = 0; i < t->h; i++) {
+        const int r = i + t->ph; /* padded row */
+        float *row = chan + (size_t)(r % t->sh) * t->sw * phase_floats + (size_t)(r / t->sh) * t->wq;
+        const float *in = src + (size_t)i * t->w;
+        /* phase b takes the padded columns b, b + sw, ...: input columns from j0 on, sw apart */
+        for (int b = 0; b < t->sw; b++) {
+            const int j0 = ((b - t->pw) % t->sw + t->sw) % t->sw;
+            float *dst = row + (size_t)b * phase_floats + (size_t)((j0 + t->pw) / t->sw);
+            for (int j = j0, k = 0; j < t->w; j += t->sw, k++) dst[k] = in[j];
+        }
+    }
 }
 
-/* Output channel o of one sample from the padded output: forward applies the bias and the
- * epilogue; the input gradient copies or adds. */
-typedef struct tiled_out {
-    const float *bias;
-    const sw_epilogue *ep;
-    bool gradient, accumulate;
-} tiled_out;
 
 static bool pooled(const tiled_out *how) { return how->ep && how->ep->pool2x2; }
 
@@ -247,8 +412,8 @@ unpad_channel_pooled(float *yn, const float *yp, const tiled *t, const tiled_out
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     const int pw = t->wo / 2, ph = t->ho / 2;
     for (int i = 0; i < ph; i++) {
-        const float *r0 = yp + (size_t)o * t->cols_pad + (size_t)(2 * i) * t->wp;
-        const float *r1 = r0 + t->wp;
+        const float *r0 = yp + (size_t)o * t->cols_pad + (size_t)(2 * i) * t->wq;
+        const float *r1 = r0 + t->wq;
         float *dst = yn + ((size_t)o * ph + i) * pw;
         for (int j = 0; j < pw; j += 16) {
             const int n = pw - j < 16 ? pw - j : 16; /* windows, 2n values per row */
@@ -272,45 +437,23 @@ unpad_channel_pooled(float *yn, const float *yp, const tiled *t, const tiled_out
 }
 #endif
 
-static void unpad_channel(float *yn, const float *yp, const tiled *t, const tiled_out *how,
-                          int o) {
-#ifdef SW_TILED_X86
-    if (pooled(how)) {
-        unpad_channel_pooled(yn, yp, t, how, o);
-        return;
-    }
-#endif
-    float a = 1.0f, b = 0.0f;
-    if (!how->gradient) sw_epilogue_coeffs(how->ep, how->bias, o, &a, &b);
-    for (int i = 0; i < t->ho; i++) {
-        float *dst = yn + ((size_t)o * t->ho + i) * t->wo;
-        const float *src = yp + (size_t)o * t->cols_pad + (size_t)i * t->wp;
-        if (!how->gradient) {
-            sw_epilogue_apply(dst, src, (size_t)t->wo, a, b, how->ep && how->ep->relu);
-        } else if (how->accumulate) {
-#pragma omp simd
-            for (int j = 0; j < t->wo; j++) dst[j] += src[j];
-        } else {
-            copy_row(dst, src, t->wo);
-        }
-    }
-}
-
 /* Below this many FLOPs a sample's convolution runs on one thread when there are fewer
  * samples than threads: the two barriers of sharing it cost more (a batch-1 CNN layer). */
-#define SW_TILED_SHARE_MIN_FLOPS 4e6
+#define SW_TILED_SHARE_MIN_FLOPS 16e6
 
 /* out [n, o, ho, wo] from in [n, c, h, w]: samples in parallel when there are enough of them,
  * otherwise one sample at a time with its blocks of output channels shared out. */
-static void run(float *out, const float *in, const float *w, bool flip, float *wt,
+static void run(float *out, const float *in, const float *w, bool flip, float *wt, float *aux,
                 const tiled *t, const tiled_out *how, float *per_thread) {
 #ifdef SW_TILED_X86
     int off[SW_TILED_MAX_TAPS];
     for (int k = 0; k < t->kk; k++)
-        off[k] = (k / t->kw) * t->dh * t->wp + (k % t->kw) * t->dw;
+        off[k] = (int)tap_offset(t, k);
     const size_t in_sz = (size_t)t->c * t->h * t->w, out_sz = output_floats(t, how);
     const int blocks = (t->o_pad + 7) / 8;
     const bool by_sample = t->n >= sw_conv2d_threads() && t->n > 1;
+    /* pooling needs two rows of the padded output at a time: it goes through yp */
+    const tile_out store = pooled(how) ? (tile_out){.direct = false} : direct_map(aux, t, how);
     const double flops = 2.0 * t->o * t->c * t->kk * (double)t->cols;
 #pragma omp parallel if (by_sample || flops >= SW_TILED_SHARE_MIN_FLOPS)
     {
@@ -324,8 +467,9 @@ static void run(float *out, const float *in, const float *w, bool flip, float *w
 #pragma omp for schedule(dynamic, 1)
             for (int n = 0; n < t->n; n++) {
                 for (int c = 0; c < t->c; c++) pad_channel(xp, in + (size_t)n * in_sz, t, c);
-                for (int blk = 0; blk < blocks; blk++) run_block(yp, xp, wt, t, off, blk);
-                for (int o = 0; o < t->o; o++) unpad_channel(out + (size_t)n * out_sz, yp, t, how, o);
+                float *yn = out + (size_t)n * out_sz;
+                for (int blk = 0; blk < blocks; blk++) run_block(yp, yn, xp, wt, t, off, blk, &store);
+                for (int o = 0; !store.direct && o < t->o; o++) unpad_channel_pooled(yn, yp, t, how, o);
             }
         } else {
             /* one shared padded image and output; each block's thread also writes out its
@@ -338,16 +482,18 @@ static void run(float *out, const float *in, const float *w, bool flip, float *w
                 for (int c = 0; c < t->c; c++) pad_channel(xp, in + (size_t)n * in_sz, t, c);
 #pragma omp for schedule(dynamic, 1)
                 for (int blk = 0; blk < blocks; blk++) {
-                    run_block(yp, xp, wt, t, off, blk);
+                    float *yn = out + (size_t)n * out_sz;
+                    run_block(yp, yn, xp, wt, t, off, blk, &store);
                     const int o_end = blk * 8 + 8 < t->o ? blk * 8 + 8 : t->o;
-                    for (int o = blk * 8; o < o_end; o++)
-                        unpad_channel(out + (size_t)n * out_sz, yp, t, how, o);
+                    for (int o = blk * 8; !store.direct && o < o_end; o++)
+                        unpad_channel_pooled(yn, yp, t, how, o);
                 }
             }
         }
     }
 #else
-    (void)out, (void)in, (void)w, (void)flip, (void)wt, (void)t, (void)how, (void)per_thread;
+    (void)out, (void)in, (void)w, (void)flip, (void)wt, (void)aux, (void)t, (void)how,
+        (void)per_thread;
 #endif
 }
 
@@ -356,7 +502,8 @@ void sw_conv_tiled_forward(float *y, const float *x, const float *w, const float
 #ifdef SW_TILED_X86
     const tiled t = tiled_of(d, SW_CONV2D_FORWARD);
     const tiled_out how = {.bias = b, .ep = ep};
-    run(y, x, w, false, scratch, &t, &how, scratch + t.wt_floats);
+    run(y, x, w, false, scratch, scratch + t.wt_floats, &t, &how,
+        scratch + t.wt_floats + t.aux_floats);
 #else
     /* not reached: sw_conv_tiled_suits is false without AVX-512 */
     sw_conv_taps_forward(y, x, w, b, d, ep, scratch);
@@ -368,7 +515,8 @@ void sw_conv_tiled_backward_input(float *dx, const float *dy, const float *w,
 #ifdef SW_TILED_X86
     const tiled t = tiled_of(d, SW_CONV2D_BACKWARD_INPUT);
     const tiled_out how = {.gradient = true, .accumulate = accumulate};
-    run(dx, dy, w, true, scratch, &t, &how, scratch + t.wt_floats);
+    run(dx, dy, w, true, scratch, scratch + t.wt_floats, &t, &how,
+        scratch + t.wt_floats + t.aux_floats);
 #else
     sw_conv_taps_backward_input(dx, dy, w, d, scratch, accumulate);
 #endif
