@@ -190,6 +190,12 @@ typedef struct tile_out {
     bool relu, accumulate;
 } tile_out;
 
+/* max(0, v) on 16 lanes. vmaxps returns its second operand when either is a NaN, so a NaN
+ * passes, as the layer's clamp (v < 0 ? 0 : v) lets it, and -0 stays -0 as there. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 relu16(__m512 v) {
+    return _mm512_max_ps(_mm512_setzero_ps(), v);
+}
+
 __attribute__((target("avx512f"), always_inline)) static inline void
 store_direct(const tile_out *out, int o, int v, __m512 r) {
     const int qi = out->qv + v;
@@ -197,9 +203,7 @@ store_direct(const tile_out *out, int o, int v, __m512 r) {
     if (!m) return;
     if (out->a) {
         r = _mm512_fmadd_ps(r, _mm512_set1_ps(out->a[o]), _mm512_set1_ps(out->b[o]));
-        if (out->relu)
-            r = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(r, _mm512_setzero_ps(), _CMP_LT_OQ), r,
-                                     _mm512_setzero_ps()); /* a NaN passes, as in ReLU */
+        if (out->relu) r = relu16(r);
     }
     const __m512 packed = _mm512_maskz_compress_ps(m, r);
     const __mmask16 head = (__mmask16)((1u << __builtin_popcount(m)) - 1);
@@ -345,6 +349,29 @@ __attribute__((target("avx512f"), always_inline)) static inline void copy_row16(
 /* Channel c of one sample [c, h, w] into the interior of its padded plane (its phase planes
  * when strided); the borders (and the guard after the last plane) must be zero already. */
 #ifdef SW_TILED_X86
+/* One input row of w values into the two column phases of a stride-2 padded row (phase planes
+ * phase_floats apart): input column j is padded column j + pw, so the even j go to phase pw % 2
+ * from index pw / 2 on and the odd j to the other phase from (pw + 1) / 2 on. 32 values at a
+ * time, split with two permutes. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+split_row2(float *row, size_t phase_floats, const float *in, int w, int pw) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    float *to_even = row + (size_t)(pw % 2) * phase_floats + pw / 2;
+    float *to_odd = row + (size_t)((pw + 1) % 2) * phase_floats + (pw + 1) / 2;
+    for (int j = 0; j < w; j += 32) {
+        const int n = w - j < 32 ? w - j : 32;
+        const __mmask16 lo = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
+        const __mmask16 hi = (__mmask16)(n <= 16 ? 0 : n == 32 ? 0xFFFF : (1u << (n - 16)) - 1);
+        const __m512 v0 = _mm512_maskz_loadu_ps(lo, in + j), v1 = _mm512_maskz_loadu_ps(hi, in + j + 16);
+        const int n_even = (n + 1) / 2, n_odd = n / 2;
+        _mm512_mask_storeu_ps(to_even + j / 2, (__mmask16)((1u << n_even) - 1),
+                              _mm512_permutex2var_ps(v0, even, v1));
+        _mm512_mask_storeu_ps(to_odd + j / 2, (__mmask16)((1u << n_odd) - 1),
+                              _mm512_permutex2var_ps(v0, odd, v1));
+    }
+}
+
 __attribute__((target("avx512f")))
 #endif
 static void pad_channel(float *xp, const float *x, const tiled *t, int c) {
@@ -363,6 +390,12 @@ static void pad_channel(float *xp, const float *x, const tiled *t, int c) {
         const int r = i + t->ph; /* padded row */
         float *row = chan + (size_t)(r % t->sh) * t->sw * phase_floats + (size_t)(r / t->sh) * t->wq;
         const float *in = src + (size_t)i * t->w;
+#ifdef SW_TILED_X86
+        if (t->sw == 2) {
+            split_row2(row, phase_floats, in, t->w, t->pw);
+            continue;
+        }
+#endif
         /* phase b takes the padded columns b, b + sw, ...: input columns from j0 on, sw apart */
         for (int b = 0; b < t->sw; b++) {
             const int j0 = ((b - t->pw) % t->sw + t->sw) % t->sw;
@@ -393,8 +426,7 @@ __attribute__((target("avx512f"))) static inline __m512 max_or_nan16(__m512 best
 __attribute__((target("avx512f"))) static inline __m512 epilogue16(__m512 v, __m512 a, __m512 b,
                                                                    bool relu) {
     v = _mm512_fmadd_ps(v, a, b);
-    if (relu) v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v,
-                                       _mm512_setzero_ps());
+    if (relu) v = relu16(v);
     return v;
 }
 
