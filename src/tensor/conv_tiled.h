@@ -1,4 +1,4 @@
-/* conv_tiled.h - stride-1 dense convolution as register tiles, on CPUs with AVX-512.
+/* conv_tiled.h - dense convolution as register tiles, on CPUs with AVX-512.
  *
  * The layout is conv_taps.h's: a sample padded to [C, Hp, Wp], the output computed on the
  * padded width (Ho*Wp columns, the last Wp - Wo of each row wasted), so that tap (ki, kj) of
@@ -9,11 +9,17 @@
  *     for c, for tap:  x0..x2 = 16 columns each of the padded input at q + offset(tap)
  *                      acc[o][v] += broadcast(w[o][c][tap]) * x_v      (o < 8, v < 3)
  *
- * 24 fused multiply-adds for 3 loads and 8 broadcasts, and the output written once. Where the
- * tap-wise sgemms have depth K = C (16 to 64 here), which OpenBLAS's small-matrix kernels run
- * at well under peak, this keeps the multiply units busy: measured on this machine (2 threads,
- * batch 256, 3x3 pad 1) 276 against 148 GFLOP/s at 16 channels 28x28, 302 against 225 at 32
- * channels 28x28 (docs/ARCHITECTURE.md has the table).
+ * 24 fused multiply-adds for 3 loads and 8 broadcasts. Each tile vector is then compressed
+ * past the wasted columns (which end each row, so the real outputs of a vector are contiguous
+ * in the output) and stored once, straight into the layer's output, with the bias and an
+ * epilogue applied in registers; an epilogue that max-pools goes through a padded buffer, as
+ * it needs two rows at once. Where the tap-wise sgemms have depth K = C (16 to 64 here), which
+ * OpenBLAS's small-matrix kernels run at well under peak, this keeps the multiply units busy:
+ * measured on this machine (2 threads, batch 256, 3x3 pad 1) 239 against 140 GFLOP/s at 16
+ * channels 28x28, 294 against 198 at 32 channels 28x28 (docs/ARCHITECTURE.md has the table).
+ *
+ * A stride of 2 (forward only) splits each padded channel into phase planes, after which every
+ * tap is again a fixed offset from the output column (struct tiled in conv_tiled.c).
  *
  * The input gradient is the same computation on dy with the kernel flipped and its two channel
  * axes swapped, padded by dil*(k-1) - pad, so it shares the kernel. The weight gradient stays
@@ -32,9 +38,10 @@
 /* Whether this CPU runs the tiled kernels (AVX-512F). */
 bool sw_conv_tiled_available(void);
 
-/* Whether `pass` of this layer takes the tiled kernel: the CPU has it, one group, stride 1, a
- * kernel larger than 1x1, and for the input gradient a padding of at most dil*(k-1). The
- * weight gradient never does. */
+/* Whether `pass` of this layer takes the tiled kernel: the CPU has it, one group, a kernel
+ * larger than 1x1 (up to 64 taps); for the forward a stride of 1 or 2 (whose phase planes must
+ * hold every tap of the real outputs, true for the usual geometries), for the input gradient
+ * stride 1 and a padding of at most dil*(k-1). The weight gradient never does. */
 bool sw_conv_tiled_suits(const sw_conv2d_desc *d, sw_conv2d_pass pass);
 
 size_t sw_conv_tiled_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass);
