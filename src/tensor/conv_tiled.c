@@ -489,14 +489,17 @@ static void run(float *out, const float *in, const float *w, bool flip, float *w
     const double flops = 2.0 * t->o * t->c * t->kk * (double)t->cols;
 #pragma omp parallel if (by_sample || flops >= SW_TILED_SHARE_MIN_FLOPS)
     {
-        /* the weights in tile order first, a block per thread at a time */
+        /* Barriers are few on purpose: under OMP_WAIT_POLICY=passive each one puts a thread to
+         * sleep and wakes it through the kernel, which costs a small layer a few percent. A
+         * thread zeroes its own buffers, the weights go into tile order (the one barrier), and
+         * the samples' loop ends at the region's own join. */
+        float *xp = per_thread + (size_t)sw_thread_id() * (t->xpad_floats + t->ypad_floats);
+        if (by_sample) memset(xp, 0, t->xpad_floats * sizeof *xp);
 #pragma omp for schedule(static)
         for (int blk = 0; blk < blocks; blk++) weights_in_tile_order(wt, w, t, flip, blk);
         if (by_sample) {
-            float *xp = per_thread + (size_t)sw_thread_id() * (t->xpad_floats + t->ypad_floats);
             float *yp = xp + t->xpad_floats;
-            memset(xp, 0, t->xpad_floats * sizeof *xp);
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) nowait
             for (int n = 0; n < t->n; n++) {
                 for (int c = 0; c < t->c; c++) pad_channel(xp, in + (size_t)n * in_sz, t, c);
                 float *yn = out + (size_t)n * out_sz;
@@ -506,19 +509,19 @@ static void run(float *out, const float *in, const float *w, bool flip, float *w
         } else {
             /* one shared padded image and output; each block's thread also writes out its
              * channels, so a sample costs two barriers */
-            float *xp = per_thread, *yp = per_thread + t->xpad_floats;
+            float *shared_x = per_thread, *shared_y = per_thread + t->xpad_floats;
 #pragma omp single
-            memset(xp, 0, t->xpad_floats * sizeof *xp);
+            memset(shared_x, 0, t->xpad_floats * sizeof *shared_x);
             for (int n = 0; n < t->n; n++) {
 #pragma omp for schedule(static)
-                for (int c = 0; c < t->c; c++) pad_channel(xp, in + (size_t)n * in_sz, t, c);
+                for (int c = 0; c < t->c; c++) pad_channel(shared_x, in + (size_t)n * in_sz, t, c);
 #pragma omp for schedule(dynamic, 1)
                 for (int blk = 0; blk < blocks; blk++) {
                     float *yn = out + (size_t)n * out_sz;
-                    run_block(yp, yn, xp, wt, t, off, blk, &store);
+                    run_block(shared_y, yn, shared_x, wt, t, off, blk, &store);
                     const int o_end = blk * 8 + 8 < t->o ? blk * 8 + 8 : t->o;
                     for (int o = blk * 8; !store.direct && o < o_end; o++)
-                        unpad_channel_pooled(yn, yp, t, how, o);
+                        unpad_channel_pooled(yn, shared_y, t, how, o);
                 }
             }
         }
