@@ -715,7 +715,9 @@ static void test_layers_conv_tiled_matches_naive(void **state) {
     }
     static const int tiled_geoms[][12] = {
         {1, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 16}, /* the stem */
-        {16, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 13}, /* a last block of 8 with 3 dropped rows */
+        {16, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 13}, /* a last block of 8 with 3 dropped rows;
+                                                   * tiles of two 16-wide rows pool in place */
+        {8, 13, 14, 3, 3, 1, 1, 1, 1, 1, 1, 8},   /* the same with an odd last row */
         {5, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 12},    /* 63 columns: tiles of 32; blocks 8 + 4 */
         {6, 12, 11, 3, 3, 1, 1, 0, 0, 1, 1, 3},   /* no padding; a single block of 4 */
         {7, 13, 12, 3, 2, 1, 1, 2, 1, 2, 3, 9},   /* dilation, non-square kernel and padding */
@@ -750,6 +752,7 @@ static void test_layers_conv_tiled_matches_naive(void **state) {
         {5, 13, 11, 3, 3, 2, 2, 1, 1, 1, 1, 9},
         {6, 12, 15, 3, 2, 2, 1, 1, 0, 1, 1, 4},
         {4, 15, 14, 3, 3, 2, 2, 2, 2, 2, 2, 8},
+        {4, 30, 30, 3, 3, 2, 2, 1, 1, 1, 1, 5}, /* 16-wide phase rows, 15 of them: pools in place */
     };
     for (size_t i = 0; i < sizeof strided_geoms / sizeof strided_geoms[0]; i++) {
         const int *v = strided_geoms[i];

@@ -48,6 +48,8 @@ typedef struct tiled_out {
     bool gradient, accumulate;
 } tiled_out;
 
+static bool pooled(const tiled_out *how) { return how->ep && how->ep->pool2x2; }
+
 #define SW_TILED_MAX_TAPS 64 /* kernels up to 8x8: the tap offsets live on the stack */
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; } /* 64-byte blocks */
@@ -188,12 +190,23 @@ typedef struct tile_out {
     const int32_t *dst_at;  /* direct, per vector */
     const float *a, *b;     /* direct forward: per-channel affine from o0, else NULL */
     bool relu, accumulate;
+    /* direct and max-pooled: a tile is two output rows of 16 columns (pool_in_tiles), pooled
+     * in registers into row qv/2 of the [pooled_rows, pooled_w] map; 0 when not pooling */
+    int pooled_rows, pooled_w;
 } tile_out;
 
 /* max(0, v) on 16 lanes. vmaxps returns its second operand when either is a NaN, so a NaN
  * passes, as the layer's clamp (v < 0 ? 0 : v) lets it, and -0 stays -0 as there. */
 __attribute__((target("avx512f"), always_inline)) static inline __m512 relu16(__m512 v) {
     return _mm512_max_ps(_mm512_setzero_ps(), v);
+}
+
+/* MaxPool2d's comparison on 16 lanes: where v is larger, or a NaN over a number, v wins. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 max_or_nan16(__m512 best, __m512 v) {
+    __mmask16 win = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+                    (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) &
+                     _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+    return _mm512_mask_blend_ps(win, best, v);
 }
 
 __attribute__((target("avx512f"), always_inline)) static inline void
@@ -211,6 +224,28 @@ store_direct(const tile_out *out, int o, int v, __m512 r) {
     _mm512_mask_storeu_ps(d, head,
                           out->accumulate ? _mm512_add_ps(packed, _mm512_maskz_loadu_ps(head, d))
                                           : packed);
+}
+
+/* Output channel o of a tile that holds rows 2i and 2i+1 (16 columns each, wasted ones at the
+ * end): the epilogue on both, then each 2x2 window's maximum in MaxPool2d's order (top-left,
+ * top-right, bottom-left, bottom-right; a NaN wins), the even and odd columns split by two
+ * permutes, into pooled row i. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+store_pooled(const tile_out *out, int o, __m512 top, __m512 bottom) {
+    const int i = out->qv / 2;
+    if (i >= out->pooled_rows) return; /* an odd last row: dropped, as MaxPool2d does */
+    const __m512 a = _mm512_set1_ps(out->a[o]), b = _mm512_set1_ps(out->b[o]);
+    top = _mm512_fmadd_ps(top, a, b);
+    bottom = _mm512_fmadd_ps(bottom, a, b);
+    if (out->relu) top = relu16(top), bottom = relu16(bottom);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 1, 1, 1, 1, 1, 1, 1, 1);
+    __m512 best = _mm512_permutexvar_ps(even, top);
+    best = max_or_nan16(best, _mm512_permutexvar_ps(odd, top));
+    best = max_or_nan16(best, _mm512_permutexvar_ps(even, bottom));
+    best = max_or_nan16(best, _mm512_permutexvar_ps(odd, bottom));
+    _mm512_mask_storeu_ps(out->y + (size_t)o * out->ystride + (size_t)i * out->pooled_w,
+                          (__mmask16)((1u << out->pooled_w) - 1), best);
 }
 
 /* acc[CO][NQ] = sum over c, tap of w(o, c, tap) * x[c][q + off[tap] + 16v], then stored as
@@ -249,6 +284,12 @@ tile_body(const tile_out *out, const float *x, size_t plane, const float *wb, in
                 _mm512_storeu_ps(out->y + o * out->ystride + 16 * v, acc[o][v]);
         return;
     }
+    if (NQ == 2 && out->pooled_w) {
+#pragma GCC unroll 8
+        for (int o = 0; o < CO; o++)
+            if (o < out->rows) store_pooled(out, o, acc[o][0], acc[o][NQ - 1]);
+        return;
+    }
 #pragma GCC unroll 8
     for (int o = 0; o < CO; o++)
         if (o < out->rows)
@@ -285,8 +326,7 @@ static void run_block(float *yp, float *yn, const float *xp, const float *wt, co
     tile_fn tile = tile_for(block_channels(t, o0), t->nq);
     tile_out out = *how;
     if (how->direct) {
-        out.y = yn + (size_t)o0 * t->ho * t->wo;
-        out.ystride = (size_t)t->ho * t->wo;
+        out.y = yn + (size_t)o0 * how->ystride;
         out.rows = t->o - o0;
         if (how->a) out.a = how->a + o0, out.b = how->b + o0;
     } else {
@@ -304,6 +344,10 @@ static void run_block(float *yp, float *yn, const float *xp, const float *wt, co
 /* The direct stores' map (tile_out): per vector of the padded output, the lanes that are real
  * outputs and where the first of them goes in a channel's [Ho, Wo] plane; and the per-channel
  * affine map of the forward's bias and epilogue. In aux, aux_floats(t) of it. */
+/* Whether a tile is exactly two rows of the padded output (2 vectors, rows of 16: a 14-wide
+ * image with a padding of 1), so that it can max-pool its own sums. */
+static bool pool_in_tiles(const tiled *t) { return t->nq == 2 && t->wq == 16; }
+
 static tile_out direct_map(float *aux, const tiled *t, const tiled_out *how) {
     const size_t nvec = t->cols_pad / 16;
     uint32_t *valid = (uint32_t *)(void *)aux;
@@ -322,7 +366,12 @@ static tile_out direct_map(float *aux, const tiled *t, const tiled_out *how) {
         dst_at[qi] = first < 0 ? 0 : first;
     }
     tile_out out = {.direct = true, .valid = valid, .dst_at = dst_at,
+                    .ystride = (size_t)t->ho * t->wo,
                     .accumulate = how->gradient && how->accumulate};
+    if (pooled(how)) {
+        out.pooled_rows = t->ho / 2, out.pooled_w = t->wo / 2;
+        out.ystride = (size_t)out.pooled_rows * out.pooled_w;
+    }
     if (!how->gradient) {
         float *a = aux + 2 * nvec, *b = a + t->o_pad;
         for (int o = 0; o < t->o; o++) sw_epilogue_coeffs(how->ep, how->bias, o, &a[o], &b[o]);
@@ -406,7 +455,6 @@ static void pad_channel(float *xp, const float *x, const tiled *t, int c) {
 }
 
 
-static bool pooled(const tiled_out *how) { return how->ep && how->ep->pool2x2; }
 
 /* Floats of one sample's output: [o, ho, wo], or [o, ho/2, wo/2] pooled. */
 static size_t output_floats(const tiled *t, const tiled_out *how) {
@@ -414,13 +462,6 @@ static size_t output_floats(const tiled *t, const tiled_out *how) {
 }
 
 #ifdef SW_TILED_X86
-/* MaxPool2d's comparison on 16 lanes: where v is larger, or a NaN over a number, v wins. */
-__attribute__((target("avx512f"))) static inline __m512 max_or_nan16(__m512 best, __m512 v) {
-    __mmask16 win = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
-                    (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) &
-                     _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
-    return _mm512_mask_blend_ps(win, best, v);
-}
 
 /* relu?(v * a + b) on 16 lanes; a NaN passes the ReLU, as the layer's clamp lets it. */
 __attribute__((target("avx512f"))) static inline __m512 epilogue16(__m512 v, __m512 a, __m512 b,
@@ -484,8 +525,10 @@ static void run(float *out, const float *in, const float *w, bool flip, float *w
     const size_t in_sz = (size_t)t->c * t->h * t->w, out_sz = output_floats(t, how);
     const int blocks = (t->o_pad + 7) / 8;
     const bool by_sample = t->n >= sw_conv2d_threads() && t->n > 1;
-    /* pooling needs two rows of the padded output at a time: it goes through yp */
-    const tile_out store = pooled(how) ? (tile_out){.direct = false} : direct_map(aux, t, how);
+    /* pooling needs two rows of the padded output at a time: in the tiles when a tile is two
+     * rows, otherwise through yp */
+    const tile_out store = pooled(how) && !pool_in_tiles(t) ? (tile_out){.direct = false}
+                                                            : direct_map(aux, t, how);
     const double flops = 2.0 * t->o * t->c * t->kk * (double)t->cols;
 #pragma omp parallel if (by_sample || flops >= SW_TILED_SHARE_MIN_FLOPS)
     {
