@@ -737,6 +737,10 @@ static void test_layers_conv_tiled_matches_naive(void **state) {
             check_conv_kernels(&tiled, &d, 1700 + i * 10 + bi, true);
         }
     }
+    /* one sample with enough FLOPs that the threads share its blocks of channels */
+    sw_conv2d_desc shared = {.batch = 1, .out_channels = 32, .groups = 1,
+                             .geom = geom(48, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1)};
+    check_conv_kernels(&tiled, &shared, 1780, true);
     /* padding wider than dil*(k-1): the forward is tiled, the input gradient is not */
     sw_conv2d_desc wide_pad = {.batch = 3, .out_channels = 5, .groups = 1,
                                .geom = geom(4, 10, 10, 3, 3, 1, 1, 3, 3, 1, 1)};

@@ -1,4 +1,4 @@
-/* conv_tiled.c - stride-1 dense convolution as register tiles on AVX-512 (see conv_tiled.h). */
+/* conv_tiled.c - dense convolution as register tiles on AVX-512 (see conv_tiled.h). */
 #include "conv_tiled.h"
 
 #include <stdint.h>
@@ -48,11 +48,15 @@ typedef struct tiled_out {
     bool gradient, accumulate;
 } tiled_out;
 
-static bool pooled(const tiled_out *how) { return how->ep && how->ep->pool2x2; }
+static bool pooled(const tiled_out *how) {
+    return how->ep && how->ep->pool2x2;
+}
 
 #define SW_TILED_MAX_TAPS 64 /* kernels up to 8x8: the tap offsets live on the stack */
 
-static size_t round16(size_t n) { return (n + 15) / 16 * 16; } /* 64-byte blocks */
+static size_t round16(size_t n) {
+    return (n + 15) / 16 * 16;
+} /* 64-byte blocks */
 
 /* Where tap k reads, relative to the output column, in a channel's phase planes. */
 static size_t tap_offset(const tiled *t, int k) {
@@ -63,8 +67,7 @@ static size_t tap_offset(const tiled *t, int k) {
 
 static tiled tiled_of(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
     const sw_conv_geom *g = &d->geom;
-    tiled t = {.n = d->batch, .kh = g->kernel_h, .kw = g->kernel_w, .dh = g->dil_h,
-               .dw = g->dil_w};
+    tiled t = {.n = d->batch, .kh = g->kernel_h, .kw = g->kernel_w, .dh = g->dil_h, .dw = g->dil_w};
     if (pass == SW_CONV2D_BACKWARD_INPUT) {
         /* dx = conv(dy padded by dil*(k-1) - pad, w flipped, channel axes swapped) */
         t.c = d->out_channels, t.o = g->channels;
@@ -107,7 +110,9 @@ static tiled tiled_of(const sw_conv2d_desc *d, sw_conv2d_pass pass) {
 
 /* Channels of the tile block starting at output channel o0: 8, or 4 for a last block of at
  * most 4 (rows past t->o are zero weights whose outputs are dropped). */
-static int block_channels(const tiled *t, int o0) { return t->o_pad - o0 >= 8 ? 8 : 4; }
+static int block_channels(const tiled *t, int o0) {
+    return t->o_pad - o0 >= 8 ? 8 : 4;
+}
 
 bool sw_conv_tiled_available(void) {
 #ifdef SW_TILED_X86
@@ -150,9 +155,11 @@ size_t sw_conv_tiled_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass
     return sw_conv_taps_scratch_floats(d, pass); /* what the fallbacks below use */
 #endif
     tiled t = tiled_of(d, pass);
-    return t.wt_floats + t.aux_floats + (size_t)sw_conv2d_threads() * (t.xpad_floats + t.ypad_floats);
+    return t.wt_floats + t.aux_floats +
+           (size_t)sw_conv2d_threads() * (t.xpad_floats + t.ypad_floats);
 }
 
+#ifdef SW_TILED_X86
 /* The weights of block `blk` (output channels 8*blk on) in tile order, [c][tap][channel of
  * the block], so a tile broadcasts them in sequence; blocks follow each other in wt. Forward:
  * weight (o, c, tap) = w[o][c][tap]; input gradient: w[c][o][kk-1-tap] of the layer (flipped,
@@ -173,7 +180,6 @@ static void weights_in_tile_order(float *wt, const float *w, const tiled *t, boo
     }
 }
 
-#ifdef SW_TILED_X86
 /* Where a tile's sums go. Buffered (for the pooled epilogue): rows of the padded output, y =
  * yp + o0*cols_pad + q, ystride = cols_pad. Direct: the sample's output itself, y = its channel
  * o0, ystride = Ho*Wo; vector qv of a tile row holds padded-output columns of which the lanes
@@ -184,11 +190,11 @@ typedef struct tile_out {
     float *y;
     size_t ystride;
     bool direct;
-    int rows;               /* direct: rows of the block that are real channels (< t->o) */
-    int qv;                 /* direct: the tile's first vector */
-    const uint32_t *valid;  /* direct, per vector of the padded output */
-    const int32_t *dst_at;  /* direct, per vector */
-    const float *a, *b;     /* direct forward: per-channel affine from o0, else NULL */
+    int rows;              /* direct: rows of the block that are real channels (< t->o) */
+    int qv;                /* direct: the tile's first vector */
+    const uint32_t *valid; /* direct, per vector of the padded output */
+    const int32_t *dst_at; /* direct, per vector */
+    const float *a, *b;    /* direct forward: per-channel affine from o0, else NULL */
     bool relu, accumulate;
     /* direct and max-pooled: a tile is two output rows of 16 columns (pool_in_tiles), pooled
      * in registers into row qv/2 of the [pooled_rows, pooled_w] map; 0 when not pooling */
@@ -202,10 +208,11 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 relu16(__
 }
 
 /* MaxPool2d's comparison on 16 lanes: where v is larger, or a NaN over a number, v wins. */
-__attribute__((target("avx512f"), always_inline)) static inline __m512 max_or_nan16(__m512 best, __m512 v) {
-    __mmask16 win = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
-                    (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) &
-                     _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+__attribute__((target("avx512f"), always_inline)) static inline __m512 max_or_nan16(__m512 best,
+                                                                                    __m512 v) {
+    __mmask16 win =
+        _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+        (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
     return _mm512_mask_blend_ps(win, best, v);
 }
 
@@ -221,9 +228,8 @@ store_direct(const tile_out *out, int o, int v, __m512 r) {
     const __m512 packed = _mm512_maskz_compress_ps(m, r);
     const __mmask16 head = (__mmask16)((1u << __builtin_popcount(m)) - 1);
     float *d = out->y + (size_t)o * out->ystride + out->dst_at[qi];
-    _mm512_mask_storeu_ps(d, head,
-                          out->accumulate ? _mm512_add_ps(packed, _mm512_maskz_loadu_ps(head, d))
-                                          : packed);
+    _mm512_mask_storeu_ps(
+        d, head, out->accumulate ? _mm512_add_ps(packed, _mm512_maskz_loadu_ps(head, d)) : packed);
 }
 
 /* Output channel o of a tile that holds rows 2i and 2i+1 (16 columns each, wasted ones at the
@@ -297,11 +303,11 @@ tile_body(const tile_out *out, const float *x, size_t plane, const float *wb, in
             for (int v = 0; v < NQ; v++) store_direct(out, o, v, acc[o][v]);
 }
 
-#define SW_TILE_INSTANCE(CO, NQ)                                                               \
-    __attribute__((target("avx512f"))) static void tile_##CO##x##NQ(                           \
-        const tile_out *out, const float *x, size_t plane, const float *wb, int n_c, int kk,   \
-        const int *off) {                                                                      \
-        tile_body(out, x, plane, wb, n_c, kk, off, CO, NQ);                                    \
+#define SW_TILE_INSTANCE(CO, NQ)                                                                   \
+    __attribute__((target("avx512f"))) static void tile_##CO##x##NQ(                               \
+        const tile_out *out, const float *x, size_t plane, const float *wb, int n_c, int kk,       \
+        const int *off) {                                                                          \
+        tile_body(out, x, plane, wb, n_c, kk, off, CO, NQ);                                        \
     }
 SW_TILE_INSTANCE(8, 3)
 SW_TILE_INSTANCE(8, 2)
@@ -341,13 +347,16 @@ static void run_block(float *yp, float *yn, const float *xp, const float *wt, co
     }
 }
 
-/* The direct stores' map (tile_out): per vector of the padded output, the lanes that are real
- * outputs and where the first of them goes in a channel's [Ho, Wo] plane; and the per-channel
- * affine map of the forward's bias and epilogue. In aux, aux_floats(t) of it. */
 /* Whether a tile is exactly two rows of the padded output (2 vectors, rows of 16: a 14-wide
  * image with a padding of 1), so that it can max-pool its own sums. */
-static bool pool_in_tiles(const tiled *t) { return t->nq == 2 && t->wq == 16; }
+static bool pool_in_tiles(const tiled *t) {
+    return t->nq == 2 && t->wq == 16;
+}
 
+/* The direct stores' map (tile_out): per vector of the padded output, the lanes that are real
+ * outputs and where the first of them goes in a channel's [Ho, Wo] plane (or, pooling in the
+ * tiles, the pooled map's size); and the per-channel affine map of the forward's bias and
+ * epilogue. In aux, aux_floats of it. */
 static tile_out direct_map(float *aux, const tiled *t, const tiled_out *how) {
     const size_t nvec = t->cols_pad / 16;
     uint32_t *valid = (uint32_t *)(void *)aux;
@@ -365,7 +374,9 @@ static tile_out direct_map(float *aux, const tiled *t, const tiled_out *how) {
         valid[qi] = m;
         dst_at[qi] = first < 0 ? 0 : first;
     }
-    tile_out out = {.direct = true, .valid = valid, .dst_at = dst_at,
+    tile_out out = {.direct = true,
+                    .valid = valid,
+                    .dst_at = dst_at,
                     .ystride = (size_t)t->ho * t->wo,
                     .accumulate = how->gradient && how->accumulate};
     if (pooled(how)) {
@@ -379,32 +390,26 @@ static tile_out direct_map(float *aux, const tiled *t, const tiled_out *how) {
     }
     return out;
 }
-#endif
 
-#ifdef SW_TILED_X86
 /* One row of n values, 16 at a time with the last ones masked: the rows here are 7 to 30
  * values, too short for a memcpy call or a compiler's vector loop (the baseline build's SSE2)
  * to pay. */
-__attribute__((target("avx512f"), always_inline)) static inline void copy_row16(float *dst,
-                                                                               const float *src, int n) {
+__attribute__((target("avx512f"), always_inline)) static inline void
+copy_row16(float *dst, const float *src, int n) {
     for (int j = 0; j < n; j += 16) {
         const __mmask16 m = (__mmask16)(n - j >= 16 ? 0xFFFF : (1u << (n - j)) - 1);
         _mm512_mask_storeu_ps(dst + j, m, _mm512_maskz_loadu_ps(m, src + j));
     }
 }
-#endif
 
-
-/* Channel c of one sample [c, h, w] into the interior of its padded plane (its phase planes
- * when strided); the borders (and the guard after the last plane) must be zero already. */
-#ifdef SW_TILED_X86
 /* One input row of w values into the two column phases of a stride-2 padded row (phase planes
  * phase_floats apart): input column j is padded column j + pw, so the even j go to phase pw % 2
  * from index pw / 2 on and the odd j to the other phase from (pw + 1) / 2 on. 32 values at a
  * time, split with two permutes. */
 __attribute__((target("avx512f"), always_inline)) static inline void
 split_row2(float *row, size_t phase_floats, const float *in, int w, int pw) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     float *to_even = row + (size_t)(pw % 2) * phase_floats + pw / 2;
     float *to_odd = row + (size_t)((pw + 1) % 2) * phase_floats + (pw + 1) / 2;
@@ -412,7 +417,8 @@ split_row2(float *row, size_t phase_floats, const float *in, int w, int pw) {
         const int n = w - j < 32 ? w - j : 32;
         const __mmask16 lo = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
         const __mmask16 hi = (__mmask16)(n <= 16 ? 0 : n == 32 ? 0xFFFF : (1u << (n - 16)) - 1);
-        const __m512 v0 = _mm512_maskz_loadu_ps(lo, in + j), v1 = _mm512_maskz_loadu_ps(hi, in + j + 16);
+        const __m512 v0 = _mm512_maskz_loadu_ps(lo, in + j),
+                     v1 = _mm512_maskz_loadu_ps(hi, in + j + 16);
         const int n_even = (n + 1) / 2, n_odd = n / 2;
         _mm512_mask_storeu_ps(to_even + j / 2, (__mmask16)((1u << n_even) - 1),
                               _mm512_permutex2var_ps(v0, even, v1));
@@ -421,30 +427,28 @@ split_row2(float *row, size_t phase_floats, const float *in, int w, int pw) {
     }
 }
 
-__attribute__((target("avx512f")))
-#endif
-static void pad_channel(float *xp, const float *x, const tiled *t, int c) {
+/* Channel c of one sample [c, h, w] into the interior of its padded plane (its phase planes
+ * when strided); the borders (and the guard after the last plane) must be zero already. */
+__attribute__((target("avx512f"))) static void pad_channel(float *xp, const float *x,
+                                                           const tiled *t, int c) {
     const float *src = x + (size_t)c * t->h * t->w;
     float *chan = xp + (size_t)c * t->plane;
     if (t->sh == 1 && t->sw == 1) {
         float *dst = chan + (size_t)t->ph * t->wp + t->pw;
-#ifdef SW_TILED_X86
         for (int i = 0; i < t->h; i++)
             copy_row16(dst + (size_t)i * t->wp, src + (size_t)i * t->w, t->w);
-#endif
         return;
     }
     const size_t phase_floats = (size_t)t->hq * t->wq;
     for (int i = 0; i < t->h; i++) {
         const int r = i + t->ph; /* padded row */
-        float *row = chan + (size_t)(r % t->sh) * t->sw * phase_floats + (size_t)(r / t->sh) * t->wq;
+        float *row =
+            chan + (size_t)(r % t->sh) * t->sw * phase_floats + (size_t)(r / t->sh) * t->wq;
         const float *in = src + (size_t)i * t->w;
-#ifdef SW_TILED_X86
         if (t->sw == 2) {
             split_row2(row, phase_floats, in, t->w, t->pw);
             continue;
         }
-#endif
         /* phase b takes the padded columns b, b + sw, ...: input columns from j0 on, sw apart */
         for (int b = 0; b < t->sw; b++) {
             const int j0 = ((b - t->pw) % t->sw + t->sw) % t->sw;
@@ -454,14 +458,10 @@ static void pad_channel(float *xp, const float *x, const tiled *t, int c) {
     }
 }
 
-
-
 /* Floats of one sample's output: [o, ho, wo], or [o, ho/2, wo/2] pooled. */
 static size_t output_floats(const tiled *t, const tiled_out *how) {
     return pooled(how) ? (size_t)t->o * (t->ho / 2) * (t->wo / 2) : (size_t)t->o * t->ho * t->wo;
 }
-
-#ifdef SW_TILED_X86
 
 /* relu?(v * a + b) on 16 lanes; a NaN passes the ReLU, as the layer's clamp lets it. */
 __attribute__((target("avx512f"))) static inline __m512 epilogue16(__m512 v, __m512 a, __m512 b,
@@ -481,7 +481,8 @@ unpad_channel_pooled(float *yn, const float *yp, const tiled *t, const tiled_out
     sw_epilogue_coeffs(how->ep, how->bias, o, &a, &b);
     const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b);
     const bool relu = how->ep->relu;
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     const int pw = t->wo / 2, ph = t->ho / 2;
     for (int i = 0; i < ph; i++) {
@@ -491,7 +492,9 @@ unpad_channel_pooled(float *yn, const float *yp, const tiled *t, const tiled_out
         for (int j = 0; j < pw; j += 16) {
             const int n = pw - j < 16 ? pw - j : 16; /* windows, 2n values per row */
             const __mmask16 lo = (__mmask16)(n >= 8 ? 0xFFFF : (1u << (2 * n)) - 1);
-            const __mmask16 hi = (__mmask16)(n <= 8 ? 0 : n == 16 ? 0xFFFF : (1u << (2 * n - 16)) - 1);
+            const __mmask16 hi = (__mmask16)(n <= 8    ? 0
+                                             : n == 16 ? 0xFFFF
+                                                       : (1u << (2 * n - 16)) - 1);
             const __mmask16 out = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
             __m512 best = _mm512_setzero_ps();
             for (int r = 0; r < 2; r++) {
@@ -508,7 +511,6 @@ unpad_channel_pooled(float *yn, const float *yp, const tiled *t, const tiled_out
         }
     }
 }
-#endif
 
 /* Below this many FLOPs a sample's convolution runs on one thread when there are fewer
  * samples than threads: the two barriers of sharing it cost more (a batch-1 CNN layer). */
@@ -518,17 +520,15 @@ unpad_channel_pooled(float *yn, const float *yp, const tiled *t, const tiled_out
  * otherwise one sample at a time with its blocks of output channels shared out. */
 static void run(float *out, const float *in, const float *w, bool flip, float *wt, float *aux,
                 const tiled *t, const tiled_out *how, float *per_thread) {
-#ifdef SW_TILED_X86
     int off[SW_TILED_MAX_TAPS];
-    for (int k = 0; k < t->kk; k++)
-        off[k] = (int)tap_offset(t, k);
+    for (int k = 0; k < t->kk; k++) off[k] = (int)tap_offset(t, k);
     const size_t in_sz = (size_t)t->c * t->h * t->w, out_sz = output_floats(t, how);
     const int blocks = (t->o_pad + 7) / 8;
     const bool by_sample = t->n >= sw_conv2d_threads() && t->n > 1;
     /* pooling needs two rows of the padded output at a time: in the tiles when a tile is two
      * rows, otherwise through yp */
-    const tile_out store = pooled(how) && !pool_in_tiles(t) ? (tile_out){.direct = false}
-                                                            : direct_map(aux, t, how);
+    const tile_out store =
+        pooled(how) && !pool_in_tiles(t) ? (tile_out){.direct = false} : direct_map(aux, t, how);
     const double flops = 2.0 * t->o * t->c * t->kk * (double)t->cols;
 #pragma omp parallel if (by_sample || flops >= SW_TILED_SHARE_MIN_FLOPS)
     {
@@ -546,8 +546,10 @@ static void run(float *out, const float *in, const float *w, bool flip, float *w
             for (int n = 0; n < t->n; n++) {
                 for (int c = 0; c < t->c; c++) pad_channel(xp, in + (size_t)n * in_sz, t, c);
                 float *yn = out + (size_t)n * out_sz;
-                for (int blk = 0; blk < blocks; blk++) run_block(yp, yn, xp, wt, t, off, blk, &store);
-                for (int o = 0; !store.direct && o < t->o; o++) unpad_channel_pooled(yn, yp, t, how, o);
+                for (int blk = 0; blk < blocks; blk++)
+                    run_block(yp, yn, xp, wt, t, off, blk, &store);
+                for (int o = 0; !store.direct && o < t->o; o++)
+                    unpad_channel_pooled(yn, yp, t, how, o);
             }
         } else {
             /* one shared padded image and output; each block's thread also writes out its
@@ -569,33 +571,34 @@ static void run(float *out, const float *in, const float *w, bool flip, float *w
             }
         }
     }
-#else
-    (void)out, (void)in, (void)w, (void)flip, (void)wt, (void)aux, (void)t, (void)how,
-        (void)per_thread;
-#endif
 }
 
 void sw_conv_tiled_forward(float *y, const float *x, const float *w, const float *b,
                            const sw_conv2d_desc *d, const sw_epilogue *ep, float *scratch) {
-#ifdef SW_TILED_X86
     const tiled t = tiled_of(d, SW_CONV2D_FORWARD);
     const tiled_out how = {.bias = b, .ep = ep};
     run(y, x, w, false, scratch, scratch + t.wt_floats, &t, &how,
         scratch + t.wt_floats + t.aux_floats);
-#else
-    /* not reached: sw_conv_tiled_suits is false without AVX-512 */
-    sw_conv_taps_forward(y, x, w, b, d, ep, scratch);
-#endif
 }
 
 void sw_conv_tiled_backward_input(float *dx, const float *dy, const float *w,
                                   const sw_conv2d_desc *d, float *scratch, bool accumulate) {
-#ifdef SW_TILED_X86
     const tiled t = tiled_of(d, SW_CONV2D_BACKWARD_INPUT);
     const tiled_out how = {.gradient = true, .accumulate = accumulate};
     run(dx, dy, w, true, scratch, scratch + t.wt_floats, &t, &how,
         scratch + t.wt_floats + t.aux_floats);
-#else
-    sw_conv_taps_backward_input(dx, dy, w, d, scratch, accumulate);
-#endif
 }
+
+#else /* no x86-64: sw_conv_tiled_suits is always false, so these are never reached */
+
+void sw_conv_tiled_forward(float *y, const float *x, const float *w, const float *b,
+                           const sw_conv2d_desc *d, const sw_epilogue *ep, float *scratch) {
+    sw_conv_taps_forward(y, x, w, b, d, ep, scratch);
+}
+
+void sw_conv_tiled_backward_input(float *dx, const float *dy, const float *w,
+                                  const sw_conv2d_desc *d, float *scratch, bool accumulate) {
+    sw_conv_taps_backward_input(dx, dy, w, d, scratch, accumulate);
+}
+
+#endif

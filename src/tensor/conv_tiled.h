@@ -13,10 +13,11 @@
  * past the wasted columns (which end each row, so the real outputs of a vector are contiguous
  * in the output) and stored once, straight into the layer's output, with the bias and an
  * epilogue applied in registers. An epilogue that max-pools needs two rows at once: a tile
- * that is exactly two rows pools its own sums, otherwise the tiles go through a padded buffer. Where the tap-wise sgemms have depth K = C (16 to 64 here), which
- * OpenBLAS's small-matrix kernels run at well under peak, this keeps the multiply units busy:
- * measured on this machine (2 threads, batch 256, 3x3 pad 1) 239 against 140 GFLOP/s at 16
- * channels 28x28, 294 against 198 at 32 channels 28x28 (docs/ARCHITECTURE.md has the table).
+ * that is exactly two rows pools its own sums, otherwise the tiles go through a padded buffer.
+ * Where the tap-wise sgemms have depth K = C (16 to 64 here), which OpenBLAS's small-matrix kernels
+ * run at well under peak, this keeps the multiply units busy: measured on this machine (2 threads,
+ * batch 256, 3x3 pad 1) 239 against 140 GFLOP/s at 16 channels 28x28, 294 against 198 at 32
+ * channels 28x28 (docs/ARCHITECTURE.md has the table).
  *
  * A stride of 2 (forward only) splits each padded channel into phase planes, after which every
  * tap is again a fixed offset from the output column (struct tiled in conv_tiled.c).

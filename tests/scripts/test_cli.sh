@@ -34,6 +34,29 @@ expect_grep "info shows the total" "824650 parameters" "$work/out"
 expect_ok "bench" "$bin" bench fmnist_mlp --steps 3 --warmup 1 --repeats 3 --json
 expect_grep "bench json" '"train_images_per_sec"' "$work/out"
 
+# bench --profile: a time for every node, in the text table and in the JSON. In inference the
+# CNN's conv-bn-relu chains run fused, timed as their conv (the later members read 0).
+expect_ok "bench --profile" "$bin" bench fmnist_cnn --steps 2 --warmup 1 --repeats 2 \
+  --latency-batches 4 --threads 2 --profile
+expect_grep "profile table header" "node +type +train fwd +train bwd +infer" "$work/out"
+expect_grep "profile row for conv2" "^  conv2 +Conv2d +[0-9.]+ +[0-9.]+ +[0-9.]+" "$work/out"
+expect_grep "profile total" "^  total " "$work/out"
+expect_ok "bench --profile --json" "$bin" bench fmnist_cnn --steps 2 --warmup 1 --repeats 2 \
+  --latency-batches 4 --threads 2 --profile --json
+python3 - "$work/out" <<'PY' && pass || fail "bench --profile --json: one entry per node, times where they belong"
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = {e["node"]: e for e in d["profile"]}
+names = ["conv1", "bn1", "relu1", "pool1", "conv2", "bn2", "relu2", "pool2", "flatten", "fc1",
+         "relu3", "fc2"]
+assert [e["node"] for e in d["profile"]] == names, d["profile"]
+assert all(e["train_forward_ms"] >= 0 and e["train_backward_ms"] >= 0 for e in d["profile"])
+assert p["conv2"]["train_forward_ms"] > 0 and p["conv2"]["train_backward_ms"] > 0
+assert p["conv2"]["infer_ms"] > 0 and p["fc1"]["infer_ms"] > 0
+assert p["bn2"]["infer_ms"] == 0 and p["relu2"]["infer_ms"] == 0   # fused into conv2
+assert p["bn2"]["train_forward_ms"] > 0                            # training does not fuse
+PY
+
 # Ctrl-C during training: stops at a step boundary, says so, writes nothing.
 "$bin" train --model fmnist_cnn --subset 20000 --epochs 3 --threads 2 \
   --out "$work/interrupted.safetensors" --log "$work/int.jsonl" >"$work/int.out" 2>"$work/int.err" &
