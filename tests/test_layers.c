@@ -613,7 +613,8 @@ static void check_conv_kernels(const conv_kernel_set *k, const sw_conv2d_desc *d
         ep.pool2x2 = true;
         k->forward(p1, x->data, w->data, b->data, d, &ep, scr);
         for (size_t i = 0; i < np; i++) {
-            size_t j = i % (size_t)pw, r = i / (size_t)pw % (size_t)ph, plane_i = i / ((size_t)ph * pw);
+            size_t j = i % (size_t)pw, r = i / (size_t)pw % (size_t)ph;
+            size_t plane_i = i / ((size_t)ph * pw);
             const float *top = y2 + plane_i * plane + 2 * r * (size_t)g->out_w + 2 * j;
             float m = top[0];
             if (top[1] > m) m = top[1];
@@ -697,6 +698,25 @@ static void test_layers_conv_taps_matches_naive(void **state) {
     assert_true(sw_conv_taps_suits(&stage1));
 }
 
+/* Every geometry row (geom()'s columns, then the output channels) at batches 1, 2 and 5: the
+ * tiled kernels take its forward, its input gradient when `input_gradient` (and never its
+ * weight gradient), and agree with the seven loops. */
+static void check_tiled_geoms(const conv_kernel_set *tiled, const int (*rows)[12], size_t n,
+                              uint64_t seed, bool input_gradient) {
+    const int batches[] = {1, 2, 5};
+    for (size_t i = 0; i < n; i++) {
+        const int *v = rows[i];
+        sw_conv_geom g = geom(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]);
+        for (int bi = 0; bi < 3; bi++) {
+            sw_conv2d_desc d = {.batch = batches[bi], .out_channels = v[11], .groups = 1, .geom = g};
+            assert_true(sw_conv_tiled_suits(&d, SW_CONV2D_FORWARD));
+            assert_int_equal(sw_conv_tiled_suits(&d, SW_CONV2D_BACKWARD_INPUT), input_gradient);
+            assert_false(sw_conv_tiled_suits(&d, SW_CONV2D_BACKWARD_PARAMS));
+            check_conv_kernels(tiled, &d, seed + i * 10 + (uint64_t)bi, input_gradient);
+        }
+    }
+}
+
 /* The register-tiled kernels (AVX-512) agree with the seven loops: a one-channel stem, output
  * channel counts that fill blocks of 8, need a last block of 4 or a padded one, 7x7 images
  * (tiles of 32 columns), no padding, dilation with a non-square kernel, 5x5, and batches that
@@ -725,18 +745,8 @@ static void test_layers_conv_tiled_matches_naive(void **state) {
     };
     const conv_kernel_set tiled = {"tiled", sw_conv_tiled_scratch_floats, sw_conv_tiled_forward,
                                    sw_conv_tiled_backward_input, NULL, true};
-    const int batches[] = {1, 2, 5};
-    for (size_t i = 0; i < sizeof tiled_geoms / sizeof tiled_geoms[0]; i++) {
-        const int *v = tiled_geoms[i];
-        sw_conv_geom g = geom(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]);
-        for (int bi = 0; bi < 3; bi++) {
-            sw_conv2d_desc d = {.batch = batches[bi], .out_channels = v[11], .groups = 1, .geom = g};
-            assert_true(sw_conv_tiled_suits(&d, SW_CONV2D_FORWARD));
-            assert_true(sw_conv_tiled_suits(&d, SW_CONV2D_BACKWARD_INPUT));
-            assert_false(sw_conv_tiled_suits(&d, SW_CONV2D_BACKWARD_PARAMS));
-            check_conv_kernels(&tiled, &d, 1700 + i * 10 + bi, true);
-        }
-    }
+    check_tiled_geoms(&tiled, tiled_geoms, sizeof tiled_geoms / sizeof tiled_geoms[0], 1700,
+                      true);
     /* one sample with enough FLOPs that the threads share its blocks of channels */
     sw_conv2d_desc shared = {.batch = 1, .out_channels = 32, .groups = 1,
                              .geom = geom(48, 28, 28, 3, 3, 1, 1, 1, 1, 1, 1)};
@@ -758,16 +768,8 @@ static void test_layers_conv_tiled_matches_naive(void **state) {
         {4, 15, 14, 3, 3, 2, 2, 2, 2, 2, 2, 8},
         {4, 30, 30, 3, 3, 2, 2, 1, 1, 1, 1, 5}, /* 16-wide phase rows, 15 of them: pools in place */
     };
-    for (size_t i = 0; i < sizeof strided_geoms / sizeof strided_geoms[0]; i++) {
-        const int *v = strided_geoms[i];
-        sw_conv_geom g = geom(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]);
-        for (int bi = 0; bi < 3; bi++) {
-            sw_conv2d_desc d = {.batch = batches[bi], .out_channels = v[11], .groups = 1, .geom = g};
-            assert_true(sw_conv_tiled_suits(&d, SW_CONV2D_FORWARD));
-            assert_false(sw_conv_tiled_suits(&d, SW_CONV2D_BACKWARD_INPUT));
-            check_conv_kernels(&tiled, &d, 1800 + i * 10 + bi, false);
-        }
-    }
+    check_tiled_geoms(&tiled, strided_geoms, sizeof strided_geoms / sizeof strided_geoms[0],
+                      1800, false);
     /* and who does not take them: stride 3, grouped, 1x1 (strided or not) */
     sw_conv2d_desc strided = {.batch = 4, .out_channels = 8, .groups = 1,
                               .geom = geom(16, 28, 28, 3, 3, 3, 3, 1, 1, 1, 1)};
