@@ -10,6 +10,7 @@
 #include "nn/model.h"
 #include "nn/module_tree.h"
 #include "nn/zoo.h"
+#include "tensor/conv_tiled.h"
 
 /* Zoo models have exactly the parameter counts of their PyTorch twins (tests/bench/torch_peer.py). */
 static void test_model_zoo_param_counts(void **state) {
@@ -370,6 +371,53 @@ static void test_model_inference_fusion_zoo(void **state) {
     }
 }
 
+/* A MaxPool2d(2) folds into a stride-1 conv's chain when the tiled kernels run (AVX-512), never
+ * into a strided conv's (whose kernel choice depends on the image size) nor after a pool with
+ * another geometry; fused and unfused agree either way. */
+static void test_model_inference_fusion_pools(void **state) {
+    (void)state;
+    sw_shape in = sw_shape_3d(3, 30, 30);
+    sw_model *m = NULL;
+    assert_int_equal(sw_model_new("custom", &in, &m), SW_OK);
+    sw_layer_hparams conv = sw_layer_hparams_default(SW_LAYER_CONV2D);
+    conv.in_channels = 3, conv.out_channels = 8;
+    conv.kernel[0] = conv.kernel[1] = 3;
+    conv.padding[0] = conv.padding[1] = 1;
+    conv.stride[0] = conv.stride[1] = 2;
+    sw_layer_hparams relu = sw_layer_hparams_default(SW_LAYER_RELU);
+    sw_layer_hparams pool = sw_layer_hparams_default(SW_LAYER_MAXPOOL2D);
+    pool.kernel[0] = pool.kernel[1] = pool.stride[0] = pool.stride[1] = 2;
+    sw_layer_hparams bn = sw_layer_hparams_default(SW_LAYER_BATCHNORM2D);
+    bn.num_features = 8;
+    add_node(m, "strided", SW_LAYER_CONV2D, &conv, NULL, 0); /* 30x30 -> 15x15 */
+    add_node(m, "strided_relu", SW_LAYER_RELU, &relu, NULL, 0);
+    add_node(m, "strided_pool", SW_LAYER_MAXPOOL2D, &pool, NULL, 0); /* -> 7x7 */
+    conv.in_channels = 8, conv.stride[0] = conv.stride[1] = 1;
+    add_node(m, "plain", SW_LAYER_CONV2D, &conv, NULL, 0);
+    add_node(m, "plain_bn", SW_LAYER_BATCHNORM2D, &bn, NULL, 0);
+    add_node(m, "plain_relu", SW_LAYER_RELU, &relu, NULL, 0);
+    add_node(m, "plain_pool", SW_LAYER_MAXPOOL2D, &pool, NULL, 0); /* -> 3x3 */
+    add_node(m, "wide", SW_LAYER_CONV2D, &conv, NULL, 0);
+    pool.kernel[0] = pool.kernel[1] = 3; /* not a plain 2x2 pool */
+    add_node(m, "wide_pool", SW_LAYER_MAXPOOL2D, &pool, NULL, 0);
+    assert_int_equal(sw_model_finalize(m), SW_OK);
+    sw_model_init_params(m, 3);
+    randomize_batchnorms(m, 4);
+    const sw_fusion_plan *plan = &m->fusion_plan;
+    assert_int_equal(plan->n_chains, 2); /* strided-relu, plain-bn-relu[-pool] */
+    assert_int_equal(plan->chains[0].pool, -1);
+    assert_int_equal(plan->chains[1].pool,
+                     sw_conv_tiled_available() ? sw_model_find(m, "plain_pool") : -1);
+    assert_int_equal(plan->chain_at[sw_model_find(m, "wide")], -1);
+    sw_shape xs = sw_shape_4d(5, 3, 30, 30);
+    sw_tensor x;
+    assert_int_equal(sw_tensor_init(&x, &xs), SW_OK);
+    sw_test_fill_uniform(&x, 5, -1, 1);
+    assert_true(fused_vs_unfused(m, &x) < 1e-5f);
+    sw_tensor_deinit(&x);
+    sw_model_free(m);
+}
+
 static sw_status pass_through(void *ctx, sw_node *node, sw_layer_io *io) {
     (void)node;
     (void)io;
@@ -473,6 +521,7 @@ int main(void) {
         cmocka_unit_test(test_model_grad_plan_dag_gradients),
         cmocka_unit_test(test_model_inference_fusion_zoo),
         cmocka_unit_test(test_model_inference_fusion_rules),
+        cmocka_unit_test(test_model_inference_fusion_pools),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

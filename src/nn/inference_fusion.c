@@ -18,12 +18,14 @@ static bool single_input_from(const sw_node *node, int k) {
 }
 
 /* Whether `pool` is a plain MaxPool2d(2) and the conv `head` runs on the tiled kernel, the
- * only one that can pool its output (its choice depends on the layer, never the image size). */
+ * only one that can pool its output. Only stride-1 heads: for them the kernel's choice depends
+ * on the layer alone, never on the image size (a strided one's phase planes do), so the plan
+ * made at finalize holds for every input. */
 static bool poolable(const sw_layer *head, const sw_layer *pool) {
     const sw_layer_hparams *p = &pool->hp, *c = &head->hp;
     if (pool->kind != SW_LAYER_MAXPOOL2D || p->kernel[0] != 2 || p->kernel[1] != 2 ||
         p->stride[0] != 2 || p->stride[1] != 2 || p->padding[0] || p->padding[1] ||
-        p->dilation[0] != 1 || p->dilation[1] != 1)
+        p->dilation[0] != 1 || p->dilation[1] != 1 || c->stride[0] != 1 || c->stride[1] != 1)
         return false;
     sw_conv2d_desc d = {.batch = 1, .out_channels = c->out_channels, .groups = c->groups,
                         .geom = {.channels = c->in_channels, .kernel_h = c->kernel[0],
