@@ -625,6 +625,20 @@ static void check_conv_kernels(const conv_kernel_set *k, const sw_conv2d_desc *d
         snprintf(what, sizeof what, "%s forward with epilogue and 2x2 max-pool", k->name);
         sw_test_assert_close(p1, p2, np, 1e-5f, 1e-5f, what);
         free(p1), free(p2);
+        /* and a residual added before the ReLU: relu((conv + b) * scale + shift + r) */
+        sw_tensor *r = rand_tensor(sw_shape_1d((int)ny), seed + 6, -1, 1);
+        sw_epilogue with_skip = {.scale = scale->data, .shift = shift->data, .relu = true,
+                                 .residual = r->data};
+        k->forward(y1, x->data, w->data, b->data, d, &with_skip, scr);
+        sw_conv2d_forward_naive(y2, x->data, w->data, b->data, d);
+        for (size_t i = 0; i < ny; i++) {
+            int o = (int)(i / plane % (size_t)d->out_channels);
+            float v = y2[i] * scale->data[o] + shift->data[o] + r->data[i];
+            y2[i] = v < 0 ? 0 : v;
+        }
+        snprintf(what, sizeof what, "%s forward with epilogue and residual", k->name);
+        sw_test_assert_close(y1, y2, ny, 1e-5f, 1e-5f, what);
+        sw_tensor_free(r);
     }
     if (with_input_gradient) {
         /* accumulating: start both from the same non-zero values */
@@ -721,9 +735,9 @@ static void check_tiled_geoms(const conv_kernel_set *tiled, const int (*rows)[12
  * channel counts that fill blocks of 8, need a last block of 4 or a padded one, 7x7 images
  * (tiles of 32 columns), no padding, dilation with a non-square kernel, 5x5, and batches that
  * share one sample's tiles among the threads (1) or hand out samples (2, 5); with an
- * epilogue (and one that max-pools), and both ways of writing the input gradient; strided
- * forwards through phase planes. On a CPU
- * without AVX-512 nothing may pick them. Columns as in geoms[], then the output channels. */
+ * epilogue (and one that max-pools, one that adds a residual), and both ways of writing the
+ * input gradient; strided forwards through phase planes. On a CPU without AVX-512 nothing may
+ * pick them. Columns as in geoms[], then the output channels. */
 static void test_layers_conv_tiled_matches_naive(void **state) {
     (void)state;
     sw_conv2d_desc stage1 = {.batch = 4, .out_channels = 32, .groups = 1,

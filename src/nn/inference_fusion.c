@@ -17,16 +17,13 @@ static bool single_input_from(const sw_node *node, int k) {
     return node->n_inputs == 1 && node->inputs[0] == k;
 }
 
-/* Whether `pool` is a plain MaxPool2d(2) and the conv `head` runs on the tiled kernel, the
- * only one that can pool its output. Only stride-1 heads: for them the kernel's choice depends
- * on the layer alone, never on the image size (a strided one's phase planes do), so the plan
- * made at finalize holds for every input. */
-static bool poolable(const sw_layer *head, const sw_layer *pool) {
-    const sw_layer_hparams *p = &pool->hp, *c = &head->hp;
-    if (pool->kind != SW_LAYER_MAXPOOL2D || p->kernel[0] != 2 || p->kernel[1] != 2 ||
-        p->stride[0] != 2 || p->stride[1] != 2 || p->padding[0] || p->padding[1] ||
-        p->dilation[0] != 1 || p->dilation[1] != 1 || c->stride[0] != 1 || c->stride[1] != 1)
-        return false;
+/* Whether the conv `head` runs on the tiled kernel, the only one that can pool its output or
+ * add a residual. Only stride-1 heads: for them the kernel's choice depends on the layer alone,
+ * never on the image size (a strided one's phase planes do), so the plan made at finalize
+ * holds for every input. */
+static bool tiled_head(const sw_layer *head) {
+    const sw_layer_hparams *c = &head->hp;
+    if (c->stride[0] != 1 || c->stride[1] != 1) return false;
     sw_conv2d_desc d = {.batch = 1, .out_channels = c->out_channels, .groups = c->groups,
                         .geom = {.channels = c->in_channels, .kernel_h = c->kernel[0],
                                  .kernel_w = c->kernel[1], .stride_h = c->stride[0],
@@ -34,6 +31,24 @@ static bool poolable(const sw_layer *head, const sw_layer *pool) {
                                  .pad_w = c->padding[1], .dil_h = c->dilation[0],
                                  .dil_w = c->dilation[1]}};
     return sw_conv_tiled_suits(&d, SW_CONV2D_FORWARD);
+}
+
+/* Whether `pool` is a plain MaxPool2d(2). */
+static bool plain_pool(const sw_layer *pool) {
+    const sw_layer_hparams *p = &pool->hp;
+    return pool->kind == SW_LAYER_MAXPOOL2D && p->kernel[0] == 2 && p->kernel[1] == 2 &&
+           p->stride[0] == 2 && p->stride[1] == 2 && !p->padding[0] && !p->padding[1] &&
+           p->dilation[0] == 1 && p->dilation[1] == 1;
+}
+
+/* The other input of `add` when it is a two-input Add of `tail` and something computed before
+ * the chain's head `head` (or the model input); -2 when it is not. */
+static int earlier_residual(const sw_node *add, int tail, int head) {
+    if (add->layer->kind != SW_LAYER_ADD || add->n_inputs != 2) return -2;
+    int a = add->inputs[0], b = add->inputs[1];
+    if (a == b || (a != tail && b != tail)) return -2;
+    int other = a == tail ? b : a;
+    return other == SW_NODE_INPUT || other < head ? other : -2;
 }
 
 sw_status sw_fusion_plan_build(const sw_node *nodes, int n_nodes, sw_fusion_plan *plan) {
@@ -59,29 +74,41 @@ sw_status sw_fusion_plan_build(const sw_node *nodes, int n_nodes, sw_fusion_plan
         }
     }
     for (int i = 0; i < n_nodes; i++) {
+        if (plan->member_of[i] >= 0) continue; /* folded into an earlier chain (an Add) */
         sw_layer_kind kind = nodes[i].layer->kind;
         bool conv = kind == SW_LAYER_CONV2D;
         bool add = kind == SW_LAYER_ADD && nodes[i].n_inputs == 2;
         if (!conv && !add) continue;
-        sw_fusion_chain c = {.head = i, .bn = -1, .relu = -1, .pool = -1, .tail = i};
+        sw_fusion_chain c = {.head = i, .bn = -1, .add = -1, .residual = -2, .relu = -1,
+                             .pool = -1, .tail = i};
+        const bool tiled = conv && tiled_head(nodes[i].layer);
         int next = sole_consumer(n_consumers, consumer, c.tail);
         if (conv && next >= 0 && nodes[next].layer->kind == SW_LAYER_BATCHNORM2D &&
             single_input_from(&nodes[next], c.tail)) {
             c.bn = c.tail = next;
             next = sole_consumer(n_consumers, consumer, c.tail);
         }
+        if (tiled && next >= 0) {
+            int r = earlier_residual(&nodes[next], c.tail, i);
+            if (r != -2) {
+                c.add = c.tail = next;
+                c.residual = r;
+                next = sole_consumer(n_consumers, consumer, c.tail);
+            }
+        }
         if (next >= 0 && nodes[next].layer->kind == SW_LAYER_RELU &&
             single_input_from(&nodes[next], c.tail))
             c.relu = c.tail = next;
-        if (conv) {
+        if (tiled && c.add < 0) {
             next = sole_consumer(n_consumers, consumer, c.tail);
             if (next >= 0 && single_input_from(&nodes[next], c.tail) &&
-                poolable(nodes[i].layer, nodes[next].layer))
+                plain_pool(nodes[next].layer))
                 c.pool = c.tail = next;
         }
         if (c.tail == i) continue;
         plan->chain_at[i] = plan->n_chains;
         if (c.bn >= 0) plan->member_of[c.bn] = plan->n_chains;
+        if (c.add >= 0) plan->member_of[c.add] = plan->n_chains;
         if (c.relu >= 0) plan->member_of[c.relu] = plan->n_chains;
         if (c.pool >= 0) plan->member_of[c.pool] = plan->n_chains;
         plan->chains[plan->n_chains++] = c;
@@ -100,6 +127,7 @@ void sw_fusion_plan_free(sw_fusion_plan *plan) {
 
 bool sw_fusion_chain_ready(const sw_fusion_chain *chain, const sw_node *nodes) {
     return !nodes[chain->head].hooks && (chain->bn < 0 || !nodes[chain->bn].hooks) &&
+           (chain->add < 0 || !nodes[chain->add].hooks) &&
            (chain->relu < 0 || !nodes[chain->relu].hooks) &&
            (chain->pool < 0 || !nodes[chain->pool].hooks);
 }

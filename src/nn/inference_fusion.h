@@ -1,5 +1,5 @@
-/* inference_fusion.h - eval-mode chains that run as one kernel: Conv2d -> BatchNorm2d
- * [-> ReLU] [-> MaxPool2d(2)], Conv2d -> ReLU [-> MaxPool2d(2)], and Add -> ReLU.
+/* inference_fusion.h - eval-mode chains that run as one kernel: Conv2d [-> BatchNorm2d]
+ * [-> Add(residual)] [-> ReLU] [-> MaxPool2d(2)], and Add -> ReLU.
  *
  * In evaluation a BatchNorm2d is a fixed per-channel scale and shift and a ReLU a clamp: each
  * a pass over memory of its own that does almost no arithmetic. Folded into the epilogue of the
@@ -7,9 +7,12 @@
  * still in cache. The passes weigh most in pruned, sped-up models, whose activations halve
  * with the channels while the conv FLOPs quarter.
  *
- * A 2x2, stride-2 MaxPool2d at the end of a conv's chain is folded too when the conv runs on
- * the register-tiled kernel (tensor/conv_tiled.h): the pooled map is written straight from
- * the tiles, and the full-size activation, four times larger, is never written or read back.
+ * Two more steps fold when the conv runs on the register-tiled kernel (tensor/conv_tiled.h):
+ * a 2x2, stride-2 MaxPool2d at the end of the chain (the pooled map is written straight from
+ * the tiles, and the full-size activation, four times larger, is never written or read back),
+ * and a residual Add after the BatchNorm whose other input is already computed when the conv
+ * runs (a ResNet block without downsampling: the skip is read once in the conv's store instead
+ * of a separate pass over both operands). Not both in one chain.
  *
  * A chain qualifies when each later node takes only the node before it as input and each
  * earlier node is read by nothing else. The chain's result is written once, into its last
@@ -31,7 +34,9 @@ typedef struct sw_fusion_chain {
     int head; /* the Conv2d or Add whose kernel runs */
     int bn;   /* the BatchNorm2d folded into its epilogue, or -1 */
     int relu; /* the ReLU folded, or -1 */
-    int pool; /* the MaxPool2d(2) folded, or -1 */
+    int add;      /* the residual Add folded, or -1 */
+    int residual; /* its other input (a node computed earlier, or SW_NODE_INPUT) */
+    int pool;     /* the MaxPool2d(2) folded, or -1 */
     int tail; /* the chain's last node, whose output the kernel writes */
 } sw_fusion_chain;
 

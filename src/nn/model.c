@@ -244,12 +244,16 @@ void sw_model_set_profile(sw_model *model, sw_node_time *times) { model->profile
 void sw_model_set_seed(sw_model *model, uint64_t seed) { sw_rng_init(&model->rng, seed, 0x5eed); }
 
 /* Runs `chain` as its head's kernel with the rest as the epilogue, writing io->out (the head's
- * output buffer; the BatchNorm and ReLU outputs alias it) or, when the chain ends in a max-pool,
- * the pool's own smaller output, which the head's kernel writes instead (the head's buffer is
- * then left unwritten: nothing else reads it). */
-static sw_status forward_chain(sw_model *model, const sw_fusion_chain *chain, sw_layer_io *io) {
+ * output buffer; the BatchNorm, Add and ReLU outputs alias it) or, when the chain ends in a
+ * max-pool, the pool's own smaller output, which the head's kernel writes instead (the head's
+ * buffer is then left unwritten: nothing else reads it). x is the model input, which a folded
+ * Add may take as its residual. */
+static sw_status forward_chain(sw_model *model, const sw_fusion_chain *chain, sw_layer_io *io,
+                               const sw_tensor *x) {
     const sw_layer *head = model->nodes[chain->head].layer;
     sw_epilogue ep = {.relu = chain->relu >= 0, .pool2x2 = chain->pool >= 0};
+    if (chain->add >= 0)
+        ep.residual = chain->residual == SW_NODE_INPUT ? x->data : model->outs[chain->residual].data;
     if (chain->bn >= 0) {
         const sw_layer *bn = model->nodes[chain->bn].layer;
         float *affine = sw_arena_floats(&model->arena, 2 * (size_t)bn->hp.num_features);
@@ -273,6 +277,7 @@ static sw_status forward_chain(sw_model *model, const sw_fusion_chain *chain, sw
         SW_TRY(head->ops->forward_fused(head, io, &ep));
     }
     if (chain->bn >= 0) model->outs[chain->bn] = *io->out;
+    if (chain->add >= 0) model->outs[chain->add] = *io->out;
     if (chain->relu >= 0) model->outs[chain->relu] = *io->out;
     model->last_forward_fused = true;
     return SW_OK;
@@ -324,7 +329,7 @@ sw_status sw_model_forward(sw_model *model, const sw_tensor *x, const sw_tensor 
         sw_status st = SW_OK;
         double t0 = model->profile ? sw_clock_seconds() : 0.0;
         if (chain) {
-            st = forward_chain(model, chain, io);
+            st = forward_chain(model, chain, io, x);
         } else {
             if (node->hooks && node->hooks->before_forward)
                 st = node->hooks->before_forward(node->hooks->ctx, node, io);

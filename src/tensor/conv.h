@@ -41,7 +41,8 @@ typedef enum sw_conv2d_pass {
 size_t sw_conv2d_scratch_floats(const sw_conv2d_desc *d, sw_conv2d_pass pass);
 
 /* y = conv(x, w) + b, then the epilogue (NULL: none) applied to every output. An epilogue
- * that pools (pool2x2) is for layers sw_conv_tiled_suits takes (conv_tiled.h) only. */
+ * that pools (pool2x2) or adds a residual is for layers sw_conv_tiled_suits takes
+ * (conv_tiled.h) only. */
 void sw_conv2d_forward(float *y, const float *x, const float *w, const float *b,
                        const sw_conv2d_desc *d, const sw_epilogue *ep, float *scratch);
 /* dx += conv_transpose(dy, w); with accumulate false, dx = (its contents ignored). */

@@ -190,11 +190,12 @@ typedef struct tile_out {
     float *y;
     size_t ystride;
     bool direct;
-    int rows;              /* direct: rows of the block that are real channels (< t->o) */
-    int qv;                /* direct: the tile's first vector */
-    const uint32_t *valid; /* direct, per vector of the padded output */
-    const int32_t *dst_at; /* direct, per vector */
-    const float *a, *b;    /* direct forward: per-channel affine from o0, else NULL */
+    int rows;               /* direct: rows of the block that are real channels (< t->o) */
+    int qv;                 /* direct: the tile's first vector */
+    const uint32_t *valid;  /* direct, per vector of the padded output */
+    const int32_t *dst_at;  /* direct, per vector */
+    const float *a, *b;     /* direct forward: per-channel affine from o0, else NULL */
+    const float *residual;  /* direct forward: the residual's channel o0, like y, or NULL */
     bool relu, accumulate;
     /* direct and max-pooled: a tile is two output rows of 16 columns (pool_in_tiles), pooled
      * in registers into row qv/2 of the [pooled_rows, pooled_w] map; 0 when not pooling */
@@ -221,16 +222,18 @@ store_direct(const tile_out *out, int o, int v, __m512 r) {
     const int qi = out->qv + v;
     const __mmask16 m = (__mmask16)out->valid[qi];
     if (!m) return;
-    if (out->a) {
-        r = _mm512_fmadd_ps(r, _mm512_set1_ps(out->a[o]), _mm512_set1_ps(out->b[o]));
-        if (out->relu) r = relu16(r);
-    }
-    const __m512 packed = _mm512_maskz_compress_ps(m, r);
+    if (out->a) r = _mm512_fmadd_ps(r, _mm512_set1_ps(out->a[o]), _mm512_set1_ps(out->b[o]));
+    __m512 packed = _mm512_maskz_compress_ps(m, r);
     const __mmask16 head = (__mmask16)((1u << __builtin_popcount(m)) - 1);
-    float *d = out->y + (size_t)o * out->ystride + out->dst_at[qi];
-    _mm512_mask_storeu_ps(
-        d, head, out->accumulate ? _mm512_add_ps(packed, _mm512_maskz_loadu_ps(head, d)) : packed);
+    const size_t at = (size_t)o * out->ystride + (size_t)out->dst_at[qi];
+    float *d = out->y + at;
+    if (out->residual)
+        packed = _mm512_add_ps(packed, _mm512_maskz_loadu_ps(head, out->residual + at));
+    if (out->relu) packed = relu16(packed);
+    if (out->accumulate) packed = _mm512_add_ps(packed, _mm512_maskz_loadu_ps(head, d));
+    _mm512_mask_storeu_ps(d, head, packed);
 }
+
 
 /* Output channel o of a tile that holds rows 2i and 2i+1 (16 columns each, wasted ones at the
  * end): the epilogue on both, then each 2x2 window's maximum in MaxPool2d's order (top-left,
@@ -261,6 +264,16 @@ store_pooled(const tile_out *out, int o, __m512 top, __m512 bottom) {
 __attribute__((target("avx512f"), always_inline)) static inline void
 tile_body(const tile_out *out, const float *x, size_t plane, const float *wb, int n_c, int kk,
           const int *off, const int CO, const int NQ) {
+    if (out->direct && out->residual) {
+        /* the residual is read only at the end, from memory no earlier layer has just
+         * touched: ask for it now, so that the sums below hide the wait */
+        for (int o = 0; o < CO && o < out->rows; o++)
+            for (int v = 0; v < NQ; v++) {
+                const float *r = out->residual + (size_t)o * out->ystride + out->dst_at[out->qv + v];
+                _mm_prefetch((const char *)r, _MM_HINT_T0);
+                _mm_prefetch((const char *)(r + 15), _MM_HINT_T0);
+            }
+    }
     __m512 acc[8][3];
 #pragma GCC unroll 8
     for (int o = 0; o < CO; o++)
@@ -324,9 +337,10 @@ static tile_fn tile_for(int co, int nq) {
 }
 
 /* Every column tile of block `blk` (output channels 8*blk on) of one sample: into the padded
- * output yp, or (`how` direct) into the sample's output yn. */
-static void run_block(float *yp, float *yn, const float *xp, const float *wt, const tiled *t,
-                      const int *off, int blk, const tile_out *how) {
+ * output yp, or (`how` direct) into the sample's output yn, with the sample's residual rn
+ * (NULL: none). */
+static void run_block(float *yp, float *yn, const float *rn, const float *xp, const float *wt,
+                      const tiled *t, const int *off, int blk, const tile_out *how) {
     const int o0 = blk * 8; /* every block but the last has 8 channels */
     const size_t step = 16 * (size_t)t->nq;
     tile_fn tile = tile_for(block_channels(t, o0), t->nq);
@@ -335,6 +349,7 @@ static void run_block(float *yp, float *yn, const float *xp, const float *wt, co
         out.y = yn + (size_t)o0 * how->ystride;
         out.rows = t->o - o0;
         if (how->a) out.a = how->a + o0, out.b = how->b + o0;
+        if (rn) out.residual = rn + (size_t)o0 * t->ho * t->wo;
     } else {
         out.ystride = t->cols_pad;
     }
@@ -529,6 +544,7 @@ static void run(float *out, const float *in, const float *w, bool flip, float *w
      * rows, otherwise through yp */
     const tile_out store =
         pooled(how) && !pool_in_tiles(t) ? (tile_out){.direct = false} : direct_map(aux, t, how);
+    const float *residual = how->ep && !how->gradient ? how->ep->residual : NULL;
     const double flops = 2.0 * t->o * t->c * t->kk * (double)t->cols;
 #pragma omp parallel if (by_sample || flops >= SW_TILED_SHARE_MIN_FLOPS)
     {
@@ -546,8 +562,9 @@ static void run(float *out, const float *in, const float *w, bool flip, float *w
             for (int n = 0; n < t->n; n++) {
                 for (int c = 0; c < t->c; c++) pad_channel(xp, in + (size_t)n * in_sz, t, c);
                 float *yn = out + (size_t)n * out_sz;
+                const float *rn = residual ? residual + (size_t)n * out_sz : NULL;
                 for (int blk = 0; blk < blocks; blk++)
-                    run_block(yp, yn, xp, wt, t, off, blk, &store);
+                    run_block(yp, yn, rn, xp, wt, t, off, blk, &store);
                 for (int o = 0; !store.direct && o < t->o; o++)
                     unpad_channel_pooled(yn, yp, t, how, o);
             }
@@ -563,7 +580,8 @@ static void run(float *out, const float *in, const float *w, bool flip, float *w
 #pragma omp for schedule(dynamic, 1)
                 for (int blk = 0; blk < blocks; blk++) {
                     float *yn = out + (size_t)n * out_sz;
-                    run_block(shared_y, yn, shared_x, wt, t, off, blk, &store);
+                    const float *rn = residual ? residual + (size_t)n * out_sz : NULL;
+                    run_block(shared_y, yn, rn, shared_x, wt, t, off, blk, &store);
                     const int o_end = blk * 8 + 8 < t->o ? blk * 8 + 8 : t->o;
                     for (int o = blk * 8; !store.direct && o < o_end; o++)
                         unpad_channel_pooled(yn, shared_y, t, how, o);

@@ -4,9 +4,10 @@
  * Inference fusion (src/nn/inference_fusion.h) uses it to fold an eval-mode BatchNorm (a fixed
  * per-channel scale and shift) and a following ReLU into the convolution that feeds them:
  *     y[c] = relu?((conv[c] + bias[c]) * scale[c] + shift[c]).
- * A following MaxPool2d(2) (stride 2, no padding) may be folded too (pool2x2): then y is the
- * pooled map, [C, Ho/2, Wo/2], and the full-size map is never written. Only the register-tiled
- * convolution (conv_tiled.h) takes it.
+ * Two more steps only the register-tiled convolution (conv_tiled.h) takes: a residual added
+ * before the ReLU (a ResNet block's Add: y = relu(bn(conv) + r), r shaped like y), and a
+ * following MaxPool2d(2) (stride 2, no padding, pool2x2): then y is the pooled map,
+ * [C, Ho/2, Wo/2], and the full-size map is never written. Not both at once.
  */
 #ifndef SW_EPILOGUE_H
 #define SW_EPILOGUE_H
@@ -18,6 +19,7 @@ typedef struct sw_epilogue {
     const float *scale; /* [C] or NULL (1) */
     const float *shift; /* [C] or NULL (0) */
     bool relu;
+    const float *residual; /* [N, C, Ho, Wo] added before the ReLU, or NULL */
     bool pool2x2; /* then the max of each 2x2 window, a NaN winning as in MaxPool2d */
 } sw_epilogue;
 
