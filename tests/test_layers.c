@@ -799,6 +799,32 @@ static void test_layers_conv_tiled_matches_naive(void **state) {
     assert_true(sw_conv_tiled_suits(&stage1, SW_CONV2D_FORWARD));
 }
 
+/* A Conv2d asked to fold a max-pool or a residual its kernel cannot apply (a grouped layer,
+ * which the tiled kernel never takes) refuses with a message, instead of writing something
+ * else; so does one asked for both at once. */
+static void test_layers_conv_refuses_unfoldable_epilogue(void **state) {
+    (void)state;
+    sw_layer_hparams hp = conv_hp(4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 2, true);
+    sw_layer *l = make_layer(SW_LAYER_CONV2D, &hp);
+    sw_tensor *x = rand_tensor(sw_shape_4d(2, 4, 6, 6), 950, -1, 1);
+    sw_harness h;
+    assert_int_equal(sw_harness_init(&h, l, &x, 1, false, 5), SW_OK);
+    assert_int_equal(sw_harness_forward(&h), SW_OK); /* sets up h.io */
+    sw_epilogue pool = {.pool2x2 = true};
+    assert_int_equal(l->ops->forward_fused(l, &h.io, &pool), SW_ERR_ARG);
+    assert_non_null(strstr(sw_error_message(), "2x2 max-pool"));
+    assert_non_null(strstr(sw_error_message(), "please report it"));
+    sw_epilogue skip = {.residual = x->data};
+    assert_int_equal(l->ops->forward_fused(l, &h.io, &skip), SW_ERR_ARG);
+    assert_non_null(strstr(sw_error_message(), "residual Add"));
+    sw_epilogue both = {.pool2x2 = true, .residual = x->data};
+    assert_int_equal(l->ops->forward_fused(l, &h.io, &both), SW_ERR_ARG);
+    assert_non_null(strstr(sw_error_message(), "max-pool and a residual Add"));
+    sw_harness_deinit(&h);
+    sw_tensor_free(x);
+    sw_layer_free(l);
+}
+
 /* Linear (one sgemm per pass, multithreaded by OpenBLAS at this size) agrees with the triple
  * loop in double for its output and all three gradients. */
 static void test_layers_linear_matches_naive(void **state) {
@@ -1479,6 +1505,7 @@ int main(void) {
         cmocka_unit_test(test_layers_conv_fast_matches_naive),
         cmocka_unit_test(test_layers_conv_taps_matches_naive),
         cmocka_unit_test(test_layers_conv_tiled_matches_naive),
+        cmocka_unit_test(test_layers_conv_refuses_unfoldable_epilogue),
         cmocka_unit_test(test_layers_clamp_backward_overwrites),
         cmocka_unit_test(test_layers_linear_matches_naive),
         cmocka_unit_test(test_layers_pool_fast_matches_naive),

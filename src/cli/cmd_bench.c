@@ -275,6 +275,9 @@ int sw_cmd_bench(int argc, char **argv) {
     }
     if (optind < argc) model_spec = argv[optind++];
     if (optind < argc) return sw_cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
+    if (do_profile && !do_train && !do_latency)
+        return sw_cli_usage_error(cmd, "--profile with --no-train and --no-latency has nothing "
+                                       "to time: drop one of them");
     sw_cli_common_apply(&common);
     if (sw_int8_model_file_is(model_spec))
         return sw_cli_bench_int8(model_spec, &common, lat_batches, n_lat, (int)repeats, json);

@@ -51,7 +51,6 @@ struct sw_tui_app {
     int signal; /* the signal that ended the session */
 };
 
-static double now_seconds(void) { return sw_clock_seconds(); }
 
 static void log_error(sw_tui_app *app, const char *context) {
     const char *msg = sw_error_message();
@@ -157,10 +156,10 @@ static void draw(sw_tui_app *app) {
     if (w != app->canvas.w || h != app->canvas.h) {
         if (sw_tui_canvas_resize(&app->canvas, w, h) != SW_OK) return;
     }
-    double t0 = now_seconds();
+    double t0 = sw_clock_seconds();
     sw_tui_render(&app->st, &app->canvas);
     app->io->present(app->io->ctx, &app->canvas);
-    app->last_draw = now_seconds();
+    app->last_draw = sw_clock_seconds();
     app->draw_cost = app->last_draw - t0;
 }
 
@@ -731,7 +730,7 @@ static bool poll_hook(void *ctx) {
         }
     }
     double interval = keyed ? SW_TUI_KEY_FRAME_SECONDS : frame_interval(app);
-    if (app->st.dirty && now_seconds() - app->last_draw >= interval) draw(app);
+    if (app->st.dirty && sw_clock_seconds() - app->last_draw >= interval) draw(app);
     return app->stop || app->quit;
 }
 
@@ -748,7 +747,7 @@ static void eval_progress(void *ctx, int done, int total) {
     app->st.dirty = true;
     /* The first batch of a pass always shows that the pass runs; later ones at the frame rate. */
     bool first = done <= app->ev.cfg.eval_batch_size;
-    if (first || now_seconds() - app->last_draw >= frame_interval(app)) draw(app);
+    if (first || sw_clock_seconds() - app->last_draw >= frame_interval(app)) draw(app);
 }
 
 /* ---- recipes (--recipe) ------------------------------------------------------------------- */

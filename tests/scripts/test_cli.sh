@@ -41,6 +41,8 @@ expect_ok "bench --profile" "$bin" bench fmnist_cnn --steps 2 --warmup 1 --repea
 expect_grep "profile table header" "node +type +train fwd +train bwd +infer" "$work/out"
 expect_grep "profile row for conv2" "^  conv2 +Conv2d +[0-9.]+ +[0-9.]+ +[0-9.]+" "$work/out"
 expect_grep "profile total" "^  total " "$work/out"
+expect_fail "bench --profile with nothing to time" "nothing to time" "$bin" bench fmnist_mlp \
+  --no-train --no-latency --profile
 expect_ok "bench --profile --json" "$bin" bench fmnist_cnn --steps 2 --warmup 1 --repeats 2 \
   --latency-batches 4 --threads 2 --profile --json
 python3 - "$work/out" <<'PY' && pass || fail "bench --profile --json: one entry per node, times where they belong"

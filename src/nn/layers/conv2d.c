@@ -92,12 +92,16 @@ static sw_conv2d_desc conv2d_desc(const sw_layer *layer, const sw_tensor *x) {
 static sw_status conv2d_forward_fused(const sw_layer *layer, const sw_layer_io *io,
                                       const sw_epilogue *ep) {
     sw_conv2d_desc d = conv2d_desc(layer, io->in[0]);
-    if (ep && (ep->pool2x2 || ep->residual) && !sw_conv_tiled_suits(&d, SW_CONV2D_FORWARD))
-        return SW_FAIL(SW_ERR_ARG, "Conv2d: a folded %s needs the tiled kernel, which this "
-                                   "layer or CPU does not take",
-                       ep->pool2x2 ? "2x2 max-pool" : "residual Add");
-    if (ep && ep->pool2x2 && ep->residual)
-        return SW_FAIL(SW_ERR_ARG, "Conv2d: a folded residual Add and max-pool in one chain");
+    /* The fusion plan only folds these into layers the tiled kernel takes, one at a time; if
+     * that ever fails, refuse rather than compute something else. */
+    if (ep && (ep->pool2x2 || ep->residual) &&
+        (!sw_conv_tiled_suits(&d, SW_CONV2D_FORWARD) || (ep->pool2x2 && ep->residual)))
+        return SW_FAIL(SW_ERR_ARG, "Conv2d: the inference-fusion plan folded a %s that this "
+                                   "layer's kernel cannot apply (a bug: please report it; "
+                                   "training-mode forwards are not fused and still work)",
+                       ep->pool2x2 && ep->residual ? "max-pool and a residual Add"
+                       : ep->pool2x2               ? "2x2 max-pool"
+                                                   : "residual Add");
     float *scratch;
     SW_TRY(layer_scratch(io->arena, sw_conv2d_scratch_floats(&d, SW_CONV2D_FORWARD),
                          "Conv2d im2col columns", &scratch));
